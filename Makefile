@@ -1,0 +1,70 @@
+# Run `make help` for the list. Every target runs from the repository root, where the settings
+# read .env.example and .env.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STACK  := PYTHONPATH=deploy/local $(PY) -m localstack
+
+.DEFAULT_GOAL := help
+.PHONY: help venv stack-install stack-up stack-down stack-status stack-clean seed run stop test test-containers lint format bench bench-core
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+venv: $(VENV)/.installed ## Create .venv with the project and its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+stack-install: venv ## Fetch and build the no-Docker stack's components (cached)
+	$(STACK) install
+
+stack-up: venv ## Start Kafka, PostgreSQL, the schema registry and Jaeger without Docker
+	$(STACK) up
+
+stack-down: venv ## Stop the no-Docker stack (its data stays in .stack/)
+	$(STACK) down
+
+stack-status: venv ## Show each component's state, memory, endpoints and log
+	$(STACK) status
+
+stack-clean: venv ## Stop the no-Docker stack and delete its data
+	$(STACK) clean
+
+seed: venv ## Migrate every service's schema and load the demo's customers, stock and countries
+	$(PY) -m services.seed
+
+run: venv ## Start the four services in the background (the no-Docker stack must be up)
+	$(STACK) run
+
+stop: venv ## Stop the four services
+	$(STACK) stop
+
+test: venv ## Run the test suite against the stack the environment names (default: the local one)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-containers: venv ## Run the test suite against a stack of its own started by testcontainers (needs Docker)
+	SHOP_TESTCONTAINERS=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: venv ## ruff, check only
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv ## ruff, fix what it can
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+BENCH_ORDERS ?= 300
+BENCH_RATES ?= 10 20 30 45
+bench: venv ## End-to-end benchmark: shopctl load at several rates (stack up, seeded, services running)
+	@for rate in $(BENCH_RATES); do \
+	  echo "== $(BENCH_ORDERS) orders at $$rate/s"; \
+	  $(VENV)/bin/shopctl load --orders $(BENCH_ORDERS) --rate $$rate --seed $$rate || exit 1; \
+	done
+
+bench-core: venv ## Benchmark the messaging runtime against a bare consume-decode-insert loop
+	$(PY) -m tests.bench.core

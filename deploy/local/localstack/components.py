@@ -1,0 +1,385 @@
+"""The four components of the stack: how each is prepared, started and judged healthy."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from pathlib import Path
+from string import Template
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from localstack import install
+from localstack.paths import DEPLOY, REPO, STATE
+from localstack.process import ManagedProcess, port_open
+from shared.settings import HEALTH_PORTS, PROCESSES, ServiceName, Settings, libpq_dsn
+
+
+def _port_of(url_or_hostport: str, default: int) -> int:
+    if "://" not in url_or_hostport:
+        url_or_hostport = "//" + url_or_hostport.split(",")[0]
+    return urlsplit(url_or_hostport).port or default
+
+
+class StackSettings(BaseSettings):
+    """What only the local stack needs, read like the shared settings."""
+
+    model_config = SettingsConfigDict(env_file=(REPO / ".env.example", REPO / ".env"), extra="ignore")
+    schema_registry_db_password: str
+
+
+class Component(ABC):
+    name: str
+    start_timeout: float = 60
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.process = ManagedProcess(
+            self.name,
+            STATE / "run" / f"{self.name}.pid",
+            STATE / "logs" / f"{self.name}.log",
+            self.stop_signal,
+        )
+
+    @property
+    @abstractmethod
+    def ports(self) -> dict[str, int]:
+        """What each port is for."""
+
+    @property
+    @abstractmethod
+    def endpoints(self) -> dict[str, str]:
+        """Where users and tests reach it."""
+
+    @abstractmethod
+    def launch(self) -> None:
+        """Prepare state on first use, then start the process in the background."""
+
+    @abstractmethod
+    def healthy(self) -> bool:
+        """One quick probe; never raises."""
+
+    def after_healthy(self) -> None:  # noqa: B027 (optional hook: most components need nothing)
+        """Provision what the system needs of this component (idempotent)."""
+
+
+class Postgres(Component):
+    # SIGINT is PostgreSQL's "fast" shutdown: it does not wait for clients to disconnect.
+    stop_signal = signal.SIGINT
+
+    name = "postgres"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.admin = settings.admin_database_url()
+        self.data = STATE / "postgres" / "data"
+        self.socket_dir = STATE / "postgres" / "run"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"sql": self.admin.port or 5432}
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "sql": f"postgresql://localhost:{self.ports['sql']}/shop (a role per service, see .env.example)"
+        }
+
+    def _as_server_user(self) -> list[str]:
+        # PostgreSQL refuses to run as root: under root, run it as Debian's `postgres` system user.
+        if os.geteuid() != 0:
+            return []
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError as exc:
+            raise install.MissingPrerequisite(
+                "running as root needs the `postgres` system user: apt-get install postgresql"
+            ) from exc
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+
+    def _own(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def launch(self) -> None:
+        bin_dir = install.postgres_bin_dir()
+        for d in (self.data.parent, self.socket_dir):
+            d.mkdir(parents=True, exist_ok=True)
+            self._own(d)
+        if not (self.data / "PG_VERSION").exists():
+            self._initdb(bin_dir)
+        self.process.start(
+            [
+                *self._as_server_user(),
+                str(bin_dir / "postgres"),
+                "-D",
+                str(self.data),
+                "-c",
+                f"port={self.ports['sql']}",
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                f"unix_socket_directories={self.socket_dir}",
+                "-c",
+                "max_connections=300",
+            ]
+        )
+
+    def _initdb(self, bin_dir: Path) -> None:
+        with tempfile.NamedTemporaryFile("w", dir=self.data.parent, delete=False) as pw:
+            pw.write(self.admin.password or "")
+        self._own(Path(pw.name))
+        try:
+            result = subprocess.run(
+                [
+                    *self._as_server_user(),
+                    str(bin_dir / "initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    self.admin.username or "postgres",
+                    f"--pwfile={pw.name}",
+                    "--auth=scram-sha-256",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                ],
+                capture_output=True,
+                text=True,
+            )
+        finally:
+            os.unlink(pw.name)
+        self.process.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.process.log_file.open("a") as log:
+            log.write(result.stdout + result.stderr)
+        if result.returncode != 0:
+            raise RuntimeError(f"initdb failed:\n{result.stderr.strip()}")
+
+    def healthy(self) -> bool:
+        try:
+            with psycopg.connect(libpq_dsn(self.admin), connect_timeout=2) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    def after_healthy(self) -> None:
+        from shared.provision import ensure_owned_database, ensure_roles_and_schemas
+
+        ensure_roles_and_schemas(self.settings)
+        ensure_owned_database(
+            self.admin, "schema_registry", "schema_registry", StackSettings().schema_registry_db_password
+        )
+
+
+class Kafka(Component):
+    name = "kafka"
+    start_timeout = 90
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"broker": _port_of(self.settings.kafka_bootstrap_servers, 9092), "controller": 9093}
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {"bootstrap": self.settings.kafka_bootstrap_servers}
+
+    def launch(self) -> None:
+        libs = install.kafka_libs()
+        config = STATE / "kafka" / "server.properties"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        template = Template((DEPLOY / "kafka" / "server.properties").read_text())
+        config.write_text(template.substitute(STATE=STATE))
+        java = [
+            install.java(),
+            "-cp",
+            f"{libs}/*",
+            f"-Dlog4j2.configurationFile={DEPLOY / 'kafka' / 'log4j2.properties'}",
+        ]
+        if not (STATE / "kafka" / "data" / "meta.properties").exists():
+            subprocess.run(
+                [
+                    *java,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    _kafka_cluster_id(),
+                    "-c",
+                    str(config),
+                    "--ignore-formatted",
+                ],
+                check=True,
+                capture_output=True,
+            )
+        self.process.start(
+            [
+                java[0],
+                "-Xms512m",
+                "-Xmx512m",
+                "-XX:+UseG1GC",
+                "-XX:MaxGCPauseMillis=20",
+                "-Djava.awt.headless=true",
+                *java[1:],
+                "kafka.Kafka",
+                str(config),
+            ]
+        )
+
+    def healthy(self) -> bool:
+        # A plain connect first: librdkafka logs every refused connection.
+        if not port_open(self.ports["broker"]):
+            return False
+        try:
+            admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+            admin.list_topics(timeout=2)
+            return True
+        except KafkaException:
+            return False
+
+    def after_healthy(self) -> None:
+        from shared.provision import ensure_topics
+
+        ensure_topics(self.settings.kafka_bootstrap_servers)
+
+
+def _kafka_cluster_id() -> str:
+    # KRaft cluster ids are 16 random bytes in URL-safe base64, without padding.
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class SchemaRegistry(Component):
+    name = "schema-registry"
+    start_timeout = 120
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http": _port_of(self.settings.schema_registry_url, 8081)}
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {"confluent api": self.settings.schema_registry_url}
+
+    def launch(self) -> None:
+        app = install.registry_app()
+        admin = self.settings.admin_database_url()
+        password = StackSettings().schema_registry_db_password
+        props = {
+            "quarkus.http.host": "127.0.0.1",
+            "quarkus.http.port": str(self.ports["http"]),
+            # Schemas outlive restarts, like Confluent's registry (which keeps them in Kafka).
+            "apicurio.storage.kind": "sql",
+            "apicurio.storage.sql.kind": "postgresql",
+            "apicurio.datasource.url": f"jdbc:postgresql://{admin.host}:{admin.port}/schema_registry",
+            "apicurio.datasource.username": "schema_registry",
+            "apicurio.datasource.password": password,
+            "apicurio.datasource.jdbc.initial-size": "2",
+            "apicurio.datasource.jdbc.min-size": "2",
+            "apicurio.datasource.jdbc.max-size": "20",
+            # Confluent's API lets clients delete subjects and versions; so must this one.
+            "apicurio.rest.deletion.group.enabled": "true",
+            "apicurio.rest.deletion.artifact.enabled": "true",
+            "apicurio.rest.deletion.artifact-version.enabled": "true",
+        }
+        self.process.start(
+            [
+                install.java(),
+                "-Xms256m",
+                "-Xmx384m",
+                "-XX:+UseSerialGC",
+                *(f"-D{k}={v}" for k, v in props.items()),
+                "-jar",
+                str(app / "quarkus-run.jar"),
+            ],
+            cwd=app,
+        )
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.settings.schema_registry_url}/subjects", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class Jaeger(Component):
+    name = "jaeger"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {
+            "otlp grpc": _port_of(self.settings.otel_exporter_otlp_endpoint, 4317),
+            "otlp http": 4318,
+            "query/ui": _port_of(self.settings.jaeger_query_url, 16686),
+            "health": 13133,
+        }
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "otlp": f"{self.settings.otel_exporter_otlp_endpoint} (gRPC), http://localhost:4318 (HTTP)",
+            "query api": f"{self.settings.jaeger_query_url}/api/traces",
+        }
+
+    def launch(self) -> None:
+        binary = install.jaeger_binary()
+        self.process.start([str(binary), "--config", str(DEPLOY / "jaeger" / "config.yaml")])
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get("http://127.0.0.1:13133/status", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class ServiceProcess(Component):
+    """One of the system's own services, run from this checkout with the same settings."""
+
+    start_timeout = 90
+
+    def __init__(self, settings: Settings, service: ServiceName) -> None:
+        self.name = service
+        self.port = settings.health_port or HEALTH_PORTS[service]
+        super().__init__(settings)
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"health": self.port}
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "health": f"http://127.0.0.1:{self.port}/health",
+            "metrics": f"http://127.0.0.1:{self.port}/metrics",
+        }
+
+    def launch(self) -> None:
+        env = {"HEALTH_PORT": str(self.port), "PYTHONPATH": str(REPO)}
+        self.process.start([sys.executable, "-m", f"services.{self.name}"], env=env, cwd=REPO)
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(self.endpoints["health"], timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+def service_processes(settings: Settings) -> list[Component]:
+    return [ServiceProcess(settings, s) for s in PROCESSES]
+
+
+def all_components(settings: Settings) -> list[Component]:
+    """In start order: the registry keeps its schemas in PostgreSQL."""
+    return [Postgres(settings), Kafka(settings), SchemaRegistry(settings), Jaeger(settings)]

@@ -1,0 +1,13 @@
+"""Where the stack keeps its state (one ignored folder) and its artifacts (a cache shared by clones)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+DEPLOY = REPO / "deploy" / "local"
+# Data, logs and pid files: everything the running stack writes.
+STATE = Path(os.environ.get("SHOP_STACK_STATE", REPO / ".stack"))
+# Downloaded and built components, keyed by a hash of their build inputs, reused by fresh clones.
+CACHE = Path(os.environ.get("SHOP_STACK_CACHE", Path.home() / ".cache" / "shop-stack"))

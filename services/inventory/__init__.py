@@ -1,0 +1,1 @@
+"""Inventory: reserves the stock of paid orders, releases it when shipping fails, ships it out."""

@@ -1,0 +1,91 @@
+"""What inventory does: learn an order's lines, reserve them once it is paid, release them when shipping
+fails, and let them go when they ship."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from services.inventory import domain
+from services.inventory.domain import Reservation, ReservationState, Shortage
+from services.inventory.storage import InventoryUnitOfWork
+from shared.contracts import (
+    Envelope,
+    Event,
+    OrderPlaced,
+    PaymentCompleted,
+    ShipmentCreated,
+    ShipmentFailed,
+    StockLine,
+    StockReleased,
+    StockReservationFailed,
+    StockReserved,
+)
+
+
+def note_order_lines(event: OrderPlaced, uow: InventoryUnitOfWork, envelope: Envelope) -> list[Event]:
+    reservation = uow.reservations.lock(event.order_id)
+    if reservation.lines is not None:
+        return []
+    lines = domain.merged_lines([(line.sku, line.quantity) for line in event.items])
+    return _reserve_if_ready(replace(reservation, lines=lines), uow)
+
+
+def reserve_paid_order(event: PaymentCompleted, uow: InventoryUnitOfWork, envelope: Envelope) -> list[Event]:
+    reservation = uow.reservations.lock(event.order_id)
+    if reservation.paid:
+        return []
+    return _reserve_if_ready(replace(reservation, paid=True), uow)
+
+
+def _reserve_if_ready(reservation: Reservation, uow: InventoryUnitOfWork) -> list[Event]:
+    if not reservation.ready:
+        uow.reservations.save(reservation)  # wait for the other half (lines or payment)
+        return []
+    assert reservation.lines is not None
+    stock = uow.stock.lock(sku for sku, _ in reservation.lines)
+    reservation, outcome = domain.reserve(reservation, stock)
+    uow.reservations.save(reservation)
+    if isinstance(outcome, Shortage):
+        return [StockReservationFailed(order_id=reservation.order_id, reason=outcome.reason, sku=outcome.sku)]
+    uow.stock.save(outcome)
+    return [StockReserved(order_id=reservation.order_id, lines=_stock_lines(reservation))]
+
+
+def release_reservation(event: ShipmentFailed, uow: InventoryUnitOfWork, envelope: Envelope) -> list[Event]:
+    reservation = uow.reservations.lock(event.order_id)
+    if reservation.state is not ReservationState.RESERVED:
+        return []  # nothing held (any more)
+    assert reservation.lines is not None
+    stock = uow.stock.lock(sku for sku, _ in reservation.lines)
+    reason = f"shipment failed: {event.reason}"
+    reservation, changed = domain.release(reservation, stock, reason)
+    uow.stock.save(changed)
+    uow.reservations.save(reservation)
+    return [StockReleased(order_id=event.order_id, lines=_stock_lines(reservation), reason=reason)]
+
+
+def hand_over_to_shipping(
+    event: ShipmentCreated, uow: InventoryUnitOfWork, envelope: Envelope
+) -> list[Event]:
+    reservation = uow.reservations.lock(event.order_id)
+    if reservation.state is not ReservationState.RESERVED:
+        return []
+    assert reservation.lines is not None
+    stock = uow.stock.lock(sku for sku, _ in reservation.lines)
+    reservation, changed = domain.ship(reservation, stock)
+    uow.stock.save(changed)
+    uow.reservations.save(reservation)
+    return []
+
+
+def _stock_lines(reservation: Reservation) -> tuple[StockLine, ...]:
+    return tuple(StockLine(sku=sku, quantity=q) for sku, q in reservation.lines or ())
+
+
+HANDLERS = {
+    OrderPlaced: note_order_lines,
+    PaymentCompleted: reserve_paid_order,
+    ShipmentFailed: release_reservation,
+    ShipmentCreated: hand_over_to_shipping,
+}
+PUBLISHES = [StockReserved, StockReservationFailed, StockReleased]

@@ -1,0 +1,53 @@
+"""What the order service does with every fact about an order: record it in the order's history, and
+declare the order completed or cancelled when the facts say so (services/order/domain.py)."""
+
+from __future__ import annotations
+
+from services.order import domain
+from services.order.storage import OrderUnitOfWork
+from shared.contracts import (
+    Envelope,
+    Event,
+    OrderCancelled,
+    OrderCompleted,
+    OrderPlaced,
+    PaymentCompleted,
+    PaymentFailed,
+    PaymentRefunded,
+    ShipmentCreated,
+    ShipmentFailed,
+    StockReleased,
+    StockReservationFailed,
+    StockReserved,
+)
+
+
+def advance_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> list[Event]:
+    order = uow.orders.lock(event.order_id, envelope.correlation_id)
+    uow.orders.record(event.order_id, envelope, _detail(event))
+    order, ended = domain.decide(domain.learn(order, event))
+    uow.orders.save(order)
+    return [ended] if ended else []
+
+
+def _detail(event: Event) -> str:
+    """One readable line for the history."""
+    fields = event.model_dump(exclude={"order_id"}, mode="json")
+    return ", ".join(f"{k}={v}" for k, v in fields.items() if k not in ("items", "shipping_address", "lines"))
+
+
+HANDLERS = {
+    event_type: advance_order
+    for event_type in (
+        OrderPlaced,
+        PaymentCompleted,
+        PaymentFailed,
+        PaymentRefunded,
+        StockReserved,
+        StockReservationFailed,
+        StockReleased,
+        ShipmentCreated,
+        ShipmentFailed,
+    )
+}
+PUBLISHES = [OrderCompleted, OrderCancelled]

@@ -1,0 +1,3 @@
+from shared.migrations import run_migrations_online
+
+run_migrations_online()

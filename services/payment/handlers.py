@@ -1,0 +1,79 @@
+"""What payment does when it hears of an order: charge it; and when the order cannot go on: refund it."""
+
+from __future__ import annotations
+
+from services.payment import domain
+from services.payment.domain import PaymentStatus
+from services.payment.storage import PaymentUnitOfWork
+from shared.contracts import (
+    Envelope,
+    Event,
+    OrderPlaced,
+    PaymentCompleted,
+    PaymentFailed,
+    PaymentRefunded,
+    ShipmentFailed,
+    StockReservationFailed,
+)
+
+
+def charge_for_order(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envelope) -> list[Event]:
+    if uow.payments.get_for_update(event.order_id) is not None:
+        return []  # already charged (or refused): never twice
+    customer = uow.customers.get_for_update(event.customer_id)
+    customer, payment = domain.charge(
+        customer, event.customer_id, event.order_id, event.total, event.currency
+    )
+    uow.payments.add(payment)
+    if payment.status is PaymentStatus.FAILED:
+        return [
+            PaymentFailed(
+                order_id=event.order_id,
+                customer_id=event.customer_id,
+                amount=event.total,
+                currency=event.currency,
+                reason=payment.reason or "",
+            )
+        ]
+    assert customer is not None
+    uow.customers.save(customer)
+    return [
+        PaymentCompleted(
+            order_id=event.order_id,
+            payment_id=payment.payment_id,
+            customer_id=event.customer_id,
+            amount=payment.amount,
+            currency=payment.currency,
+        )
+    ]
+
+
+def refund_payment(
+    event: StockReservationFailed | ShipmentFailed, uow: PaymentUnitOfWork, envelope: Envelope
+) -> list[Event]:
+    payment = uow.payments.get_for_update(event.order_id)
+    if payment is None or payment.status is not PaymentStatus.CHARGED:
+        return []  # nothing was charged, or it was refunded already
+    customer = uow.customers.get_for_update(payment.customer_id)
+    assert customer is not None, "a charged payment's customer exists"
+    reason = f"{event.type_name()}: {event.reason}"
+    customer, refunded = domain.refund(customer, payment, reason)
+    uow.customers.save(customer)
+    uow.payments.save(refunded)
+    return [
+        PaymentRefunded(
+            order_id=event.order_id,
+            payment_id=payment.payment_id,
+            amount=refunded.amount,
+            currency=refunded.currency,
+            reason=reason,
+        )
+    ]
+
+
+HANDLERS = {
+    OrderPlaced: charge_for_order,
+    StockReservationFailed: refund_payment,
+    ShipmentFailed: refund_payment,
+}
+PUBLISHES = [PaymentCompleted, PaymentFailed, PaymentRefunded]

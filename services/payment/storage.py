@@ -1,0 +1,126 @@
+"""Payment's tables and the unit of work its handlers get (SQLAlchemy Core, schema `payment`)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Connection,
+    DateTime,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    Uuid,
+    func,
+    select,
+)
+from sqlalchemy.dialects.postgresql import insert
+
+from services.payment.domain import Customer, Payment, PaymentStatus
+from shared.messaging.unit_of_work import UnitOfWork
+
+metadata = MetaData()
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("customer_id", Text, primary_key=True),
+    Column("balance", Numeric(12, 2), nullable=False),
+    Column("blocked", Boolean, nullable=False, server_default="false"),
+    CheckConstraint("balance >= 0", name="customers_balance_not_negative"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("order_id", Uuid, primary_key=True),  # one payment per order, ever
+    Column("payment_id", Uuid, nullable=False, unique=True),
+    Column("customer_id", Text, nullable=False),
+    Column("amount", Numeric(12, 2), nullable=False),
+    Column("currency", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("reason", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+class Customers:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get_for_update(self, customer_id: str) -> Customer | None:
+        row = self._conn.execute(
+            select(customers).where(customers.c.customer_id == customer_id).with_for_update()
+        ).first()
+        return None if row is None else Customer(row.customer_id, row.balance, row.blocked)
+
+    def save(self, customer: Customer) -> None:
+        self._conn.execute(
+            customers.update()
+            .where(customers.c.customer_id == customer.customer_id)
+            .values(balance=customer.balance, blocked=customer.blocked)
+        )
+
+    def upsert(self, customer: Customer) -> None:
+        stmt = insert(customers).values(
+            customer_id=customer.customer_id, balance=customer.balance, blocked=customer.blocked
+        )
+        self._conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[customers.c.customer_id],
+                set_={"balance": stmt.excluded.balance, "blocked": stmt.excluded.blocked},
+            )
+        )
+
+
+class Payments:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get_for_update(self, order_id: UUID) -> Payment | None:
+        row = self._conn.execute(
+            select(payments).where(payments.c.order_id == order_id).with_for_update()
+        ).first()
+        if row is None:
+            return None
+        return Payment(
+            row.order_id,
+            row.payment_id,
+            row.customer_id,
+            row.amount,
+            row.currency,
+            PaymentStatus(row.status),
+            row.reason,
+        )
+
+    def add(self, payment: Payment) -> None:
+        self._conn.execute(
+            payments.insert().values(
+                order_id=payment.order_id,
+                payment_id=payment.payment_id,
+                customer_id=payment.customer_id,
+                amount=payment.amount,
+                currency=payment.currency,
+                status=payment.status.value,
+                reason=payment.reason,
+            )
+        )
+
+    def save(self, payment: Payment) -> None:
+        self._conn.execute(
+            payments.update()
+            .where(payments.c.order_id == payment.order_id)
+            .values(status=payment.status.value, reason=payment.reason, updated_at=func.now())
+        )
+
+
+class PaymentUnitOfWork(UnitOfWork):
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection)
+        self.customers = Customers(connection)
+        self.payments = Payments(connection)

@@ -1,0 +1,78 @@
+"""`python -m services.seed` (`make seed`): migrate every service and load the demo's reference data.
+
+Idempotent: customers get their seeded balance back, SKUs their seeded available stock (reserved and
+shipped units are kept), countries are added. Every path of the saga can be driven with this data:
+
+    customer C-1000 ... C-1009   1000.00 EUR each      -> payments succeed
+    customer C-BROKE             0.50 EUR              -> PaymentFailed: insufficient funds
+    customer C-BLOCKED           blocked               -> PaymentFailed: customer is blocked
+    customer C-LOAD, SKU-LOAD    (almost) unlimited    -> for `shopctl load`
+    SKU-MUG, SKU-TEA, SKU-BOOK   1000 units each       -> reservations succeed
+    SKU-RARE                     1 unit                -> the second order fails: insufficient stock
+    any other SKU                unknown               -> StockReservationFailed
+    countries DE FR NL BE AT IT ES PL DK SE IE PT      -> anything else: ShipmentFailed
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import URL
+
+from services.inventory.storage import StockLevels
+from services.payment.domain import Customer
+from services.payment.storage import Customers
+from services.shipping.storage import Countries
+from shared.migrations import migrate
+from shared.settings import SERVICES, Settings, get_settings
+
+CUSTOMERS = [
+    *(Customer(f"C-{n}", Decimal("1000.00")) for n in range(1000, 1010)),
+    Customer("C-BROKE", Decimal("0.50")),
+    Customer("C-BLOCKED", Decimal("1000.00"), blocked=True),
+    Customer("C-LOAD", Decimal("9999999999.00")),  # for `shopctl load`
+]
+STOCK = {"SKU-MUG": 1000, "SKU-TEA": 1000, "SKU-BOOK": 1000, "SKU-RARE": 1, "SKU-LOAD": 1_000_000_000}
+COUNTRIES = ["DE", "FR", "NL", "BE", "AT", "IT", "ES", "PL", "DK", "SE", "IE", "PT"]
+
+
+def seed_customers(url: URL, customers: Iterable[Customer]) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        repo = Customers(conn)
+        for customer in customers:
+            repo.upsert(customer)
+    engine.dispose()
+
+
+def seed_stock(url: URL, stock: Mapping[str, int]) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        levels = StockLevels(conn)
+        for sku, available in stock.items():
+            levels.upsert(sku, available)
+    engine.dispose()
+
+
+def seed_countries(url: URL, countries: Iterable[str]) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        repo = Countries(conn)
+        for country in countries:
+            repo.serve(country)
+    engine.dispose()
+
+
+def seed(settings: Settings) -> None:
+    for service in SERVICES:
+        migrate(service, settings.database_url(service))
+    seed_customers(settings.database_url("payment"), CUSTOMERS)
+    seed_stock(settings.database_url("inventory"), STOCK)
+    seed_countries(settings.database_url("shipping"), COUNTRIES)
+
+
+if __name__ == "__main__":
+    seed(get_settings())
+    print(f"seeded {len(CUSTOMERS)} customers, {len(STOCK)} SKUs, {len(COUNTRIES)} countries")

@@ -1,0 +1,1 @@
+"""Shipping: creates a shipment for every reserved order whose address it serves."""

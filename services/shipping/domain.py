@@ -1,0 +1,56 @@
+"""Shipping's rules, free of any infrastructure: where we ship, and what a shipment is.
+
+A shipment is attempted once both the address (from OrderPlaced) and the reservation (StockReserved)
+are known, whichever arrives first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from uuid import UUID, uuid5
+
+SHIPMENT_NAMESPACE = UUID("0b7f3c2e-9a41-4d8e-8f26-3c5d7e9a1b24")
+
+
+class ShippingState(StrEnum):
+    WAITING = "waiting"
+    CREATED = "created"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Consignment:
+    """Shipping's view of one order."""
+
+    order_id: UUID
+    country: str | None = None  # from OrderPlaced's address
+    reserved: bool = False
+    state: ShippingState = ShippingState.WAITING
+    shipment_id: UUID | None = None
+    tracking_number: str | None = None
+    reason: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.state is ShippingState.WAITING and self.reserved and self.country is not None
+
+
+def tracking_number_for(order_id: UUID) -> str:
+    return "TRK-" + order_id.hex[:12].upper()
+
+
+def dispatch(consignment: Consignment, served_countries: Set[str]) -> Consignment:
+    """Create the shipment, or fail it when the country is not served."""
+    assert consignment.ready and consignment.country is not None
+    if consignment.country not in served_countries:
+        return replace(
+            consignment, state=ShippingState.FAILED, reason=f"we do not ship to {consignment.country}"
+        )
+    return replace(
+        consignment,
+        state=ShippingState.CREATED,
+        shipment_id=uuid5(SHIPMENT_NAMESPACE, str(consignment.order_id)),
+        tracking_number=tracking_number_for(consignment.order_id),
+    )

@@ -1,0 +1,47 @@
+"""What shipping does: learn where an order goes, and ship it once its stock is reserved."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from services.shipping import domain
+from services.shipping.domain import Consignment, ShippingState
+from services.shipping.storage import ShippingUnitOfWork
+from shared.contracts import Envelope, Event, OrderPlaced, ShipmentCreated, ShipmentFailed, StockReserved
+
+
+def note_address(event: OrderPlaced, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
+    consignment = uow.consignments.lock(event.order_id)
+    if consignment.country is not None:
+        return []
+    return _ship_if_ready(replace(consignment, country=event.shipping_address.country), uow)
+
+
+def ship_reserved_order(event: StockReserved, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
+    consignment = uow.consignments.lock(event.order_id)
+    if consignment.reserved:
+        return []
+    return _ship_if_ready(replace(consignment, reserved=True), uow)
+
+
+def _ship_if_ready(consignment: Consignment, uow: ShippingUnitOfWork) -> list[Event]:
+    if not consignment.ready:
+        uow.consignments.save(consignment)  # wait for the other half (address or reservation)
+        return []
+    consignment = domain.dispatch(consignment, uow.countries.served())
+    uow.consignments.save(consignment)
+    if consignment.state is ShippingState.FAILED:
+        return [ShipmentFailed(order_id=consignment.order_id, reason=consignment.reason or "")]
+    assert consignment.shipment_id and consignment.tracking_number and consignment.country
+    return [
+        ShipmentCreated(
+            order_id=consignment.order_id,
+            shipment_id=consignment.shipment_id,
+            tracking_number=consignment.tracking_number,
+            country=consignment.country,
+        )
+    ]
+
+
+HANDLERS = {OrderPlaced: note_address, StockReserved: ship_reserved_order}
+PUBLISHES = [ShipmentCreated, ShipmentFailed]

@@ -1,0 +1,1 @@
+"""shopctl: the storefront's producer and the operator's tools (not a service: a command line)."""

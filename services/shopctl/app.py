@@ -1,0 +1,233 @@
+"""`shopctl`: place orders, publish any event, follow an order, run a load, handle dead letters."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+from uuid import UUID
+
+import typer
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from services.shopctl import deadletters, load, status
+from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
+from services.shopctl.orders import order_placed
+from services.shopctl.readmodel import ReadModel
+from shared.contracts import EVENT_TYPES, Event, OrderPlaced
+from shared.messaging.publisher import EventPublisher, PublishError
+from shared.settings import Settings, get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+order_app = typer.Typer(no_args_is_help=True, help="Place an order, or follow one through the saga.")
+app.add_typer(order_app, name="order")
+app.add_typer(deadletters.app, name="dlq")
+console = Console()
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+def connect_publisher(event_types: list[type[Event]]) -> EventPublisher:
+    """Check the broker and the registry before anything is produced: fail early, publish nothing."""
+    s = settings()
+    try:
+        AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers, "log_level": 0}).list_topics(timeout=5)
+    except KafkaException as exc:
+        raise unavailable(f"Kafka unreachable at {s.kafka_bootstrap_servers}: {exc.args[0].str()}") from exc
+    try:
+        return EventPublisher(s, "shopctl", event_types)
+    except SchemaRegistryError as exc:
+        raise unavailable(f"schema registry at {s.schema_registry_url} refused: {exc}") from exc
+    except Exception as exc:
+        # confluent-kafka's registry client raises its own copy of httpx's errors (httpx2).
+        if type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "httpcore2"):
+            raise unavailable(f"schema registry unreachable at {s.schema_registry_url}: {exc}") from exc
+        raise
+
+
+def publish_one(
+    publisher: EventPublisher, event: Event, correlation_id: UUID | None = None
+) -> dict[str, Any]:
+    try:
+        published = publisher.publish(event, correlation_id)
+    except PublishError as exc:
+        raise unavailable(str(exc)) from exc
+    m = published.message
+    return {
+        "event_type": m.event_type,
+        "event_id": str(m.event_id),
+        "order_id": str(event.order_id),
+        "correlation_id": m.headers["correlation_id"],
+        "topic": m.topic,
+        "partition": published.partition,
+        "offset": published.offset,
+    }
+
+
+@order_app.command("place")
+def place(
+    customer: Annotated[str, typer.Option(help="Customer id, e.g. C-1000")],
+    item: Annotated[list[str], typer.Option(help="SKU:QTY or SKU:QTY@PRICE; repeat for more lines")],
+    country: Annotated[str, typer.Option(help="Shipping country, ISO 3166-1 alpha-2")] = "DE",
+    wait: Annotated[bool, typer.Option(help="Wait for the outcome and print the timeline")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 60,
+) -> None:
+    """Publish an OrderPlaced, as the storefront would."""
+    event = order_placed(customer, item, country)
+    published = publish_one(connect_publisher([OrderPlaced]), event)
+    console.print(
+        f"order [bold]{published['order_id']}[/] placed; correlation id {published['correlation_id']} "
+        f"({published['topic']}[{published['partition']}]@{published['offset']})"
+    )
+    if wait:
+        outcome = ReadModel(settings()).wait_for_outcome(event.order_id, timeout)
+        if outcome is None:
+            raise CliError(f"no outcome for order {event.order_id} within {timeout:.0f}s", NOT_FOUND)
+        show_order(event.order_id)
+
+
+@order_app.command("show")
+def show(
+    order_id: Annotated[str | None, typer.Argument(help="The order id")] = None,
+    correlation: Annotated[
+        str | None, typer.Option("--correlation", help="Find the order by correlation id")
+    ] = None,
+) -> None:
+    """The saga of one order across every service: timeline, each service's state, outcome, trace."""
+    if (order_id is None) == (correlation is None):
+        raise bad_input("give an ORDER_ID or --correlation ID, not both and not neither")
+    read = ReadModel(settings())
+    if correlation is not None:
+        found = read.order_of_correlation(_uuid(correlation, "--correlation"))
+        if found is None:
+            raise CliError(f"no events with correlation id {correlation}", NOT_FOUND)
+        show_order(found, read)
+    else:
+        show_order(_uuid(order_id or "", "ORDER_ID"), read)
+
+
+def show_order(order_id: UUID, read: ReadModel | None = None) -> None:
+    events = (read or ReadModel(settings())).timeline(order_id)
+    if not events:
+        raise CliError(f"no events for order {order_id} (yet?)", NOT_FOUND)
+    by_id = {e["event_id"]: e for e in events}
+    table = Table(title=f"order {order_id}", title_justify="left")
+    for column in ("time (UTC)", "event", "source", "event id", "caused by"):
+        table.add_column(column)
+    for e in events:
+        cause = by_id.get(e["causation_id"])
+        table.add_row(
+            e["occurred_at"].strftime("%H:%M:%S.%f")[:-3],
+            e["event_type"],
+            e["source"],
+            str(e["event_id"])[:8],
+            f"{cause['event_type']} {str(cause['event_id'])[:8]}" if cause else "-",
+        )
+    console.print(table)
+    state = Table(show_header=True, title="state per service", title_justify="left")
+    state.add_column("service")
+    state.add_column("state")
+    for service, line in status.per_service_state(events).items():
+        state.add_row(service, line)
+    console.print(state)
+    console.print(f"outcome: [bold]{status.outcome(events)}[/]; correlation id {events[0]['correlation_id']}")
+    trace = next((e["trace_id"] for e in events if e["trace_id"]), None)
+    if trace:
+        console.print(f"trace: {settings().jaeger_query_url}/trace/{trace}")
+
+
+@app.command()
+def publish(
+    event_type: Annotated[str, typer.Argument(help="Event type, e.g. OrderPlaced")],
+    json_: Annotated[str | None, typer.Option("--json", help="One event's payload as JSON")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A .json file (one payload) or .jsonl (one per line)")
+    ] = None,
+    correlation_id: Annotated[
+        str | None, typer.Option(help="Correlation id (default: a new one each)")
+    ] = None,
+) -> None:
+    """Validate payloads against the event's registered schema, then publish them."""
+    event_cls = EVENT_TYPES.get(event_type)
+    if event_cls is None:
+        raise bad_input(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
+    payloads = _payloads(json_, file)
+    events = []
+    for where, payload in payloads:
+        try:
+            events.append(event_cls.model_validate(payload))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(map(str, first["loc"])) or "payload"
+            raise bad_input(f"{where}: {field}: {first['msg']}") from exc
+    correlation = _uuid(correlation_id, "--correlation-id") if correlation_id else None
+    publisher = connect_publisher([event_cls])
+    table = Table("event id", "order id", "topic", "partition", "offset")
+    for event in events:
+        p = publish_one(publisher, event, correlation)
+        table.add_row(p["event_id"], p["order_id"], p["topic"], str(p["partition"]), str(p["offset"]))
+    console.print(table)
+
+
+def _payloads(json_: str | None, file: Path | None) -> list[tuple[str, Any]]:
+    if (json_ is None) == (file is None):
+        raise bad_input("give --json or --file, not both and not neither")
+    if json_ is not None:
+        return [("--json", _parse(json_, "--json"))]
+    assert file is not None
+    if not file.is_file():
+        raise bad_input(f"--file {file}: no such file")
+    text = file.read_text()
+    if file.suffix == ".jsonl":
+        lines = [(i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip()]
+        if not lines:
+            raise bad_input(f"{file}: no events in it")
+        return [(f"{file}:{i}", _parse(line, f"{file}:{i}")) for i, line in lines]
+    return [(str(file), _parse(text, str(file)))]
+
+
+def _parse(text: str, where: str) -> Any:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad_input(f"{where}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise bad_input(f"{where}: expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _uuid(text: str, where: str) -> UUID:
+    try:
+        return UUID(text)
+    except ValueError:
+        raise bad_input(f"{where} {text!r}: not a UUID") from None
+
+
+app.command("load")(load.run)
+app.command("status")(status.run)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except CliError as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as exc:
+        # Usage errors of the command-line parser (typer vendors click): they know how to show themselves.
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,193 @@
+"""`shopctl dlq list|show|replay`: what each consumer could not handle, why, and sending it back."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated
+
+import typer
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient
+from rich.console import Console
+from rich.table import Table
+
+from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
+from shared.messaging import dead_letters as dlt
+from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.errors import PoisonMessage, TransientError
+from shared.messaging.headers import as_dict
+from shared.messaging.relay import producer_config
+from shared.settings import PROCESSES, get_settings
+from shared.topics import dead_letter_topic
+
+app = typer.Typer(no_args_is_help=True, help="Dead letters: list them, show one, replay one.")
+console = Console()
+DLT_TOPICS = [dead_letter_topic(p) for p in PROCESSES]
+
+
+def _consumer() -> Consumer:
+    s = get_settings()
+    consumer = Consumer(
+        {
+            "bootstrap.servers": s.kafka_bootstrap_servers,
+            "group.id": "shopctl-dlq",
+            "enable.auto.commit": False,
+            "log_level": 0,
+        }
+    )
+    try:
+        consumer.list_topics(timeout=5)
+    except KafkaException as exc:
+        raise unavailable(f"Kafka unreachable at {s.kafka_bootstrap_servers}") from exc
+    return consumer
+
+
+def _read(topic: str, start: int = 0, end: int | None = None) -> list[Message]:
+    consumer = _consumer()
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        end = high if end is None else min(end, high)
+        start = max(start, low)
+        if start >= end:
+            return []
+        consumer.assign([TopicPartition(topic, 0, start)])
+        out: list[Message] = []
+        deadline = time.monotonic() + 30
+        while len(out) < end - start and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 1.0):
+                if msg.error() is None and msg.offset() < end:
+                    out.append(msg)
+        return out
+    finally:
+        consumer.close()
+
+
+def _position(text: str) -> tuple[str, int]:
+    topic, _, offset = text.rpartition(":")
+    if topic not in DLT_TOPICS or not offset.isdigit():
+        raise bad_input(f"{text!r}: expected DLT_TOPIC:OFFSET with a topic among {', '.join(DLT_TOPICS)}")
+    return topic, int(offset)
+
+
+def _one(position: str) -> Message:
+    topic, offset = _position(position)
+    found = _read(topic, offset, offset + 1)
+    if not found:
+        raise CliError(f"no dead letter at {topic}:{offset}", NOT_FOUND)
+    return found[0]
+
+
+@app.command("list")
+def list_(
+    topic: Annotated[list[str] | None, typer.Option(help="Dead-letter topic(s); default: all")] = None,
+) -> None:
+    """Every dead letter: where it came from, which consumer failed it, and why."""
+    for t in topic or []:
+        if t not in DLT_TOPICS:
+            raise bad_input(f"--topic {t!r}: not a dead-letter topic; known: {', '.join(DLT_TOPICS)}")
+    table = Table(
+        "position", "group", "kind", "original", "event", "error", title="dead letters", title_justify="left"
+    )
+    count = 0
+    for t in topic or DLT_TOPICS:
+        for msg in _read(t):
+            h = as_dict(msg.headers())
+            table.add_row(
+                f"{t}:{msg.offset()}",
+                h.get(dlt.CONSUMER_GROUP, "?"),
+                h.get(dlt.ERROR_KIND, "?"),
+                f"{h.get(dlt.ORIGINAL_TOPIC)}[{h.get(dlt.ORIGINAL_PARTITION)}]@{h.get(dlt.ORIGINAL_OFFSET)}",
+                h.get("event_type", "-"),
+                h.get(dlt.ERROR_MESSAGE, "")[:80],
+            )
+            count += 1
+    console.print(table if count else "no dead letters")
+
+
+@app.command()
+def show(position: Annotated[str, typer.Argument(help="DLT_TOPIC:OFFSET, as `dlq list` shows it")]) -> None:
+    """One dead letter: its error, its original position, its headers and its payload where it decodes."""
+    msg = _one(position)
+    headers = as_dict(msg.headers())
+    console.print(f"[bold]{position}[/] key={msg.key().decode(errors='replace') if msg.key() else None}")
+    for k, v in headers.items():
+        console.print(f"  {k}: {v}", highlight=False)
+    codec = EventCodec(schema_registry(get_settings().schema_registry_url))
+    try:
+        envelope, event = codec.decode(msg.value())
+        console.print_json(
+            json.dumps({"envelope": envelope.model_dump(mode="json"), **event.model_dump(mode="json")})
+        )
+    except (PoisonMessage, TransientError) as exc:
+        preview = (msg.value() or b"")[:64]
+        console.print(f"payload does not decode ({exc}); first bytes: {preview!r}", highlight=False)
+
+
+@app.command()
+def replay(
+    position: Annotated[str, typer.Argument(help="DLT_TOPIC:OFFSET, as `dlq list` shows it")],
+    wait: Annotated[float, typer.Option(help="Seconds to watch what the consumer does with it")] = 30,
+) -> None:
+    """Send a dead letter back to the one consumer group that failed it, and say what happened."""
+    msg = _one(position)
+    try:
+        again = dlt.replay_of(msg)
+    except ValueError as exc:
+        raise bad_input(f"{position}: {exc}") from exc
+    group = dict(again.headers)[dlt.REPLAY_GROUP]
+    dlt_topic = _position(position)[0]
+    # Where the dead-letter topic ends now: a new letter past it for this message means it failed again.
+    probe = _consumer()
+    try:
+        before = probe.get_watermark_offsets(TopicPartition(dlt_topic, 0), timeout=10)[1]
+    finally:
+        probe.close()
+    s = get_settings()
+    producer = Producer(producer_config(s.kafka_bootstrap_servers))
+    landed: list[Message] = []
+    producer.produce(
+        again.topic,
+        value=again.value,
+        key=again.key,
+        headers=again.headers,
+        on_delivery=lambda err, m: landed.append(m) if err is None else None,
+    )
+    producer.flush(30)
+    if not landed:
+        raise unavailable(f"the broker did not acknowledge the replay to {again.topic}")
+    sent = landed[0]
+    console.print(
+        f"replayed {position} to {sent.topic()}[{sent.partition()}]@{sent.offset()} for group {group}"
+    )
+    console.print(_outcome(group, sent, dlt_topic, before, wait))
+
+
+def _outcome(group: str, sent: Message, dlt_topic: str, before: int, wait: float) -> str:
+    """Handled (the group committed past it), dead-lettered again, or not yet."""
+    s = get_settings()
+    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers, "log_level": 0})
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        request = ConsumerGroupTopicPartitions(group, [TopicPartition(sent.topic(), sent.partition())])
+        committed = admin.list_consumer_group_offsets([request])[group].result(10).topic_partitions[0].offset
+        if committed > sent.offset():
+            # Committed past it: handled, unless it went to the dead-letter topic again first.
+            for letter in _read(dlt_topic, before):
+                h = as_dict(letter.headers())
+                if (
+                    h.get(dlt.ORIGINAL_OFFSET) == str(sent.offset())
+                    and h.get(dlt.ORIGINAL_TOPIC) == sent.topic()
+                ):
+                    why = f"{h.get(dlt.ERROR_KIND)}: {h.get(dlt.ERROR_MESSAGE)}"
+                    return f"[red]failed again[/] in {group}: {why}"
+            return f"[green]handled[/] by {group}"
+        time.sleep(0.5)
+    return f"not handled by {group} within {wait:.0f}s: is it running? (`shopctl status`)"

@@ -1,0 +1,140 @@
+"""`shopctl load`: the project's end-to-end benchmark. Publish N orders at a target rate, a share of
+them designed to fail at each step, then wait for every outcome and report throughput and latency
+(from OrderPlaced to the order's end, both as the timeline recorded them)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from typing import Annotated
+from uuid import UUID
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from services.shopctl.errors import bad_input, unavailable
+from services.shopctl.orders import order_placed
+from services.shopctl.readmodel import ReadModel
+from shared.contracts import OrderPlaced
+from shared.messaging.publisher import PublishError
+from shared.settings import get_settings
+
+console = Console()
+# How each designed failure is made, with the seeded data (services/seed.py).
+FAILURES = {
+    "payment": ("C-BROKE", "SKU-LOAD:1", "DE"),
+    "stock": ("C-LOAD", "SKU-NOT-STOCKED:1@1.00", "DE"),
+    "shipping": ("C-LOAD", "SKU-LOAD:1", "US"),
+}
+SUCCESS = ("C-LOAD", "SKU-LOAD:1", "DE")
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    mix: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        step, _, share = part.partition("=")
+        if step not in FAILURES:
+            raise bad_input(f"--fail-mix {part!r}: unknown step {step!r}; steps: {', '.join(FAILURES)}")
+        try:
+            mix[step] = float(share)
+        except ValueError:
+            raise bad_input(f"--fail-mix {part!r}: share must be a number between 0 and 1") from None
+        if not 0 <= mix[step] <= 1:
+            raise bad_input(f"--fail-mix {part!r}: share must be between 0 and 1")
+    if sum(mix.values()) > 1:
+        raise bad_input(f"--fail-mix {text!r}: shares add up to more than 1")
+    return mix
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+
+
+def run(
+    orders: Annotated[int, typer.Option(help="How many orders")] = 100,
+    rate: Annotated[float, typer.Option(help="Target orders per second")] = 50,
+    fail_mix: Annotated[
+        str, typer.Option(help="Share designed to fail per step, e.g. payment=0.1,stock=0.1")
+    ] = ("payment=0.1,stock=0.1,shipping=0.1"),
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for outcomes after the last order")] = 120,
+    seed: Annotated[int, typer.Option(help="Random seed of the mix")] = 1,
+) -> None:
+    """Publish orders at a rate, wait for every outcome, print counts, throughput and latency."""
+    if orders <= 0:
+        raise bad_input(f"--orders {orders}: must be positive")
+    if rate <= 0:
+        raise bad_input(f"--rate {rate}: must be positive")
+    mix = parse_mix(fail_mix)
+    from services.shopctl.app import connect_publisher
+
+    publisher = connect_publisher([OrderPlaced])
+    rng = random.Random(seed)
+    plan = []
+    for _ in range(orders):
+        roll, shape = rng.random(), SUCCESS
+        for step, share in mix.items():
+            if roll < share:
+                shape = FAILURES[step]
+                break
+            roll -= share
+        plan.append(shape)
+
+    ids: list[UUID] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        publishing = progress.add_task("publishing", total=orders)
+        started = time.monotonic()
+        for i, (customer, item, country) in enumerate(plan):
+            # Hold the rate: the i-th order goes out no earlier than i / rate seconds in.
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            event = order_placed(customer, [item], country)
+            publisher.send(event)
+            ids.append(event.order_id)
+            progress.advance(publishing)
+        try:
+            publisher.flush()
+        except PublishError as exc:
+            raise unavailable(str(exc)) from exc
+        published_in = time.monotonic() - started
+
+        waiting = progress.add_task("waiting for outcomes", total=orders)
+        read = ReadModel(get_settings())
+        outcomes: dict = {}
+        deadline = time.monotonic() + timeout
+        while len(outcomes) < orders and time.monotonic() < deadline:
+            pending = [i for i in ids if i not in outcomes]
+            outcomes |= read.outcomes(pending)
+            progress.update(waiting, completed=len(outcomes))
+            time.sleep(0.25)
+        ended_in = time.monotonic() - started
+
+    kinds = Counter(
+        "completed"
+        if o["event_type"] == "OrderCompleted"
+        else f"cancelled: {o['payload']['reason'].split(':')[0]}"
+        for o in outcomes.values()
+    )
+    latencies = [(o["ended_at"] - o["placed_at"]).total_seconds() * 1000 for o in outcomes.values()]
+    table = Table("outcome", "orders", title=f"{orders} orders at {rate:g}/s", title_justify="left")
+    for kind, count in sorted(kinds.items()):
+        table.add_row(kind, str(count))
+    table.add_row(
+        "[red]no outcome[/]" if len(outcomes) < orders else "no outcome", str(orders - len(outcomes))
+    )
+    console.print(table)
+    figures = Table("figure", "value")
+    figures.add_row("published", f"{orders / published_in:.1f} orders/s")
+    figures.add_row("ended", f"{len(outcomes) / ended_in:.1f} orders/s (first published to last ended)")
+    if latencies:
+        for p in (50, 95, 99):
+            figures.add_row(f"latency p{p}", f"{percentile(latencies, p):.0f} ms")
+        figures.add_row("latency max", f"{max(latencies):.0f} ms")
+    console.print(figures)
+    if len(outcomes) < orders:
+        raise typer.Exit(1)

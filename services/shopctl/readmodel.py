@@ -1,0 +1,65 @@
+"""Reading the timeline read model (schema `timeline`) through its own role."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg.rows import dict_row
+
+from services.shopctl.errors import unavailable
+from shared.settings import Settings, libpq_dsn
+
+TERMINAL = ("OrderCompleted", "OrderCancelled")
+
+
+class ReadModel:
+    def __init__(self, settings: Settings) -> None:
+        self._dsn = libpq_dsn(settings.database_url("timeline"))
+        self._conn: psycopg.Connection | None = None
+
+    def _query(self, sql: str, *params: object) -> list[dict[str, Any]]:
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(
+                    self._dsn, row_factory=dict_row, autocommit=True, connect_timeout=5
+                )
+            return self._conn.execute(sql, params).fetchall()
+        except psycopg.OperationalError as exc:
+            raise unavailable(f"timeline read model unreachable: {str(exc).strip().splitlines()[0]}") from exc
+        except psycopg.errors.UndefinedTable as exc:
+            raise unavailable(
+                "the timeline read model has no tables yet: is the timeline service running?"
+            ) from exc
+
+    def timeline(self, order_id: UUID) -> list[dict[str, Any]]:
+        return self._query(
+            "SELECT * FROM events WHERE order_id = %s ORDER BY occurred_at, recorded_at", order_id
+        )
+
+    def order_of_correlation(self, correlation_id: UUID) -> UUID | None:
+        rows = self._query("SELECT order_id FROM events WHERE correlation_id = %s LIMIT 1", correlation_id)
+        return rows[0]["order_id"] if rows else None
+
+    def outcomes(self, order_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
+        """Terminal events (with the OrderPlaced time) of those orders that have ended."""
+        rows = self._query(
+            "SELECT t.order_id, t.event_type, t.occurred_at AS ended_at, t.payload, "
+            "p.occurred_at AS placed_at "
+            "FROM events t JOIN events p ON p.order_id = t.order_id AND p.event_type = 'OrderPlaced' "
+            "WHERE t.order_id = ANY(%s) AND t.event_type = ANY(%s)",
+            list(order_ids),
+            list(TERMINAL),
+        )
+        return {r["order_id"]: r for r in rows}
+
+    def wait_for_outcome(self, order_id: UUID, timeout: float) -> dict[str, Any] | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if outcome := self.outcomes([order_id]).get(order_id):
+                return outcome
+            time.sleep(0.2)
+        return None

@@ -1,0 +1,162 @@
+"""`shopctl status`: every component and service, reachable or not, with lag, backlog and dead letters;
+and the per-service state of one order, derived from its timeline."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import typer
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+from rich.console import Console
+from rich.table import Table
+
+from shared.settings import HEALTH_PORTS, PROCESSES, Settings, get_settings
+from shared.topics import dead_letter_topic
+
+console = Console()
+
+# The last event of each service about an order says where that service stands.
+STATE_EVENTS = {
+    "order": ("OrderPlaced", "OrderCompleted", "OrderCancelled"),
+    "payment": ("PaymentCompleted", "PaymentFailed", "PaymentRefunded"),
+    "inventory": ("StockReserved", "StockReservationFailed", "StockReleased"),
+    "shipping": ("ShipmentCreated", "ShipmentFailed"),
+}
+
+
+def per_service_state(events: Sequence[dict[str, Any]]) -> dict[str, str]:
+    states = {}
+    for service, types in STATE_EVENTS.items():
+        mine = [e for e in events if e["event_type"] in types]
+        if not mine:
+            states[service] = "nothing yet"
+            continue
+        last = mine[-1]
+        detail = {k: v for k, v in last["payload"].items() if k in ("reason", "tracking_number", "amount")}
+        states[service] = last["event_type"] + "".join(f", {k}={v}" for k, v in detail.items())
+    return states
+
+
+def outcome(events: Sequence[dict[str, Any]]) -> str:
+    for e in events:
+        if e["event_type"] == "OrderCompleted":
+            return "completed"
+        if e["event_type"] == "OrderCancelled":
+            return f"cancelled ({e['payload']['reason']})"
+    return "in progress"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url if "://" in url else f"//{url}")
+    try:
+        with socket.create_connection((parts.hostname or "localhost", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _health(process: str, settings: Settings) -> dict[str, Any] | None:
+    port = HEALTH_PORTS[process]
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def _metric(process: str, name: str) -> float | None:
+    try:
+        text = httpx.get(f"http://127.0.0.1:{HEALTH_PORTS[process]}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return None
+    values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
+    return sum(values) if values else None
+
+
+def _lag(admin: AdminClient, consumer: Consumer, group: str) -> int | None:
+    from confluent_kafka import ConsumerGroupTopicPartitions
+
+    try:
+        result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(10)
+    except KafkaException:
+        return None
+    lag = 0
+    for tp in result.topic_partitions:
+        if tp.offset < 0:
+            continue
+        _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)
+        lag += max(0, high - tp.offset)
+    return lag
+
+
+def _health_text(health: dict[str, Any] | None) -> str:
+    if health is None:
+        return "[red]unreachable[/]"
+    return "[green]healthy[/]" if health.get("healthy") else "[red]unhealthy[/]"
+
+
+def run() -> None:
+    """Each component and service: reachable or not, consumer lag, outbox backlog, dead letters."""
+    s = get_settings()
+    components = Table("component", "endpoint", "state", title="components", title_justify="left")
+    checks = {
+        "kafka": (s.kafka_bootstrap_servers, 9092),
+        "schema registry": (s.schema_registry_url, 8081),
+        "postgres": (s.admin_database_url().render_as_string(), 5432),
+        "jaeger (otlp)": (s.otel_exporter_otlp_endpoint, 4317),
+        "jaeger (query)": (s.jaeger_query_url, 16686),
+    }
+    down = 0
+    for name, (url, port) in checks.items():
+        ok = _reachable(url, port)
+        down += not ok
+        shown = url.split("@")[-1]
+        components.add_row(name, shown, "[green]reachable[/]" if ok else "[red]unreachable[/]")
+    console.print(components)
+
+    kafka_up = _reachable(s.kafka_bootstrap_servers, 9092)
+    admin = (
+        AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers, "log_level": 0}) if kafka_up else None
+    )
+    consumer = (
+        Consumer(
+            {"bootstrap.servers": s.kafka_bootstrap_servers, "group.id": "shopctl-status", "log_level": 0}
+        )
+        if kafka_up
+        else None
+    )
+    services = Table(
+        "service",
+        "health",
+        "partitions",
+        "consumer lag",
+        "outbox backlog",
+        "dead letters",
+        title="services",
+        title_justify="left",
+    )
+    for process in PROCESSES:
+        health = _health(process, s)
+        down += health is None or not health.get("healthy")
+        lag = _lag(admin, consumer, process) if admin and consumer else None
+        dead = None
+        if consumer:
+            dead = consumer.get_watermark_offsets(TopicPartition(dead_letter_topic(process), 0), timeout=5)[1]
+        backlog = _metric(process, "shop_outbox_backlog")
+        services.add_row(
+            process,
+            _health_text(health),
+            "-" if health is None else str(health["assigned_partitions"]),
+            "-" if lag is None else str(lag),
+            "-" if backlog is None else f"{backlog:.0f}",
+            "-" if dead is None else str(dead),
+        )
+    console.print(services)
+    if consumer:
+        consumer.close()
+    if down:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""The project's common library: settings, contracts and the messaging runtime."""

@@ -1,0 +1,38 @@
+"""The events the services exchange: typed models checked against their Avro schemas in schemas/."""
+
+from shared.contracts.envelope import Envelope
+from shared.contracts.event import Event
+from shared.contracts.inventory import StockLine, StockReleased, StockReservationFailed, StockReserved
+from shared.contracts.order import Address, OrderCancelled, OrderCompleted, OrderLine, OrderPlaced
+from shared.contracts.payment import PaymentCompleted, PaymentFailed, PaymentRefunded
+from shared.contracts.shipping import ShipmentCreated, ShipmentFailed
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (
+        OrderPlaced, OrderCompleted, OrderCancelled,
+        PaymentCompleted, PaymentFailed, PaymentRefunded,
+        StockReserved, StockReservationFailed, StockReleased,
+        ShipmentCreated, ShipmentFailed,
+    )
+}  # fmt: skip
+
+__all__ = [
+    "EVENT_TYPES",
+    "Address",
+    "Envelope",
+    "Event",
+    "OrderCancelled",
+    "OrderCompleted",
+    "OrderLine",
+    "OrderPlaced",
+    "PaymentCompleted",
+    "PaymentFailed",
+    "PaymentRefunded",
+    "ShipmentCreated",
+    "ShipmentFailed",
+    "StockLine",
+    "StockReleased",
+    "StockReservationFailed",
+    "StockReserved",
+]

@@ -1,0 +1,37 @@
+"""Events of inventory: reservations and their release."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.event import Event
+from shared.contracts.types import Quantity, Text
+
+
+class StockLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sku: Text
+    quantity: Quantity
+
+
+class StockReserved(Event):
+    owner: ClassVar[str] = "inventory"
+
+    lines: tuple[StockLine, ...] = Field(min_length=1)
+
+
+class StockReservationFailed(Event):
+    owner: ClassVar[str] = "inventory"
+
+    reason: Text
+    sku: str | None = None
+
+
+class StockReleased(Event):
+    owner: ClassVar[str] = "inventory"
+
+    lines: tuple[StockLine, ...] = Field(min_length=1)
+    reason: Text

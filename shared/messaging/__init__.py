@@ -1,0 +1,1 @@
+"""The one runtime every service stands on: codec, outbox, consumer, retries, dead letters, tracing."""

@@ -1,0 +1,155 @@
+"""Events to bytes and back: Avro in Confluent's wire format, schemas from the registry.
+
+Wire format: magic byte 0, the schema's 4-byte registry id, then the Avro body (fastavro). Subjects
+follow the topic-record-name strategy (`<topic>-<record name>`), because one topic carries every event
+type of its owning service. Schemas are registered, with BACKWARD compatibility per subject, once at
+start-up; per message there is only dictionary look-ups and (de)serialisation.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import fastavro
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from pydantic import ValidationError
+
+from shared.contracts import EVENT_TYPES, Envelope, Event
+from shared.contracts.schemas import avro_schema, avro_schema_json
+from shared.messaging.errors import (
+    InvalidRecord,
+    TransientError,
+    UndecodableMessage,
+    UnknownEventType,
+    UnknownSchema,
+)
+from shared.topics import events_topic
+
+_HEADER = struct.Struct(">bI")
+_MAGIC = 0
+_BY_RECORD_NAME = {t.record_name(): t for t in EVENT_TYPES.values()}
+
+
+def schema_registry(url: str, timeout: float = 10) -> SchemaRegistryClient:
+    """A registry client that gives up on a silent server (the client's default is to wait forever)."""
+    return SchemaRegistryClient({"url": url, "timeout": timeout})
+
+
+def subject_name(event_type: type[Event]) -> str:
+    return f"{events_topic(event_type.owner)}-{event_type.record_name()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """One event type as the registry knows it."""
+
+    event_type: type[Event]
+    subject: str
+    schema_id: int
+    version: int
+    parsed: Any
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    event_type: type[Event]
+    writer: Any
+    # None when the writer's schema is our own: fastavro then skips schema resolution.
+    reader: Any
+
+
+class EventCodec:
+    def __init__(self, registry: SchemaRegistryClient) -> None:
+        self._registry = registry
+        self._registered: dict[type[Event], Registered] = {}
+        self._readers: dict[int, _Reader] = {}
+
+    def register(self, event_types: Iterable[type[Event]]) -> None:
+        """Register what this process publishes (idempotent), at start-up."""
+        for event_type in event_types:
+            subject = subject_name(event_type)
+            schema = Schema(avro_schema_json(event_type), "AVRO")
+            self._registry.set_compatibility(subject_name=subject, level="BACKWARD")
+            schema_id = self._registry.register_schema(subject, schema)
+            version = self._registry.lookup_schema(subject, schema).version
+            parsed = fastavro.parse_schema(avro_schema(event_type))
+            self._registered[event_type] = Registered(event_type, subject, schema_id, version, parsed)
+            self._readers[schema_id] = _Reader(event_type, parsed, None)
+
+    def warm(self, event_types: Iterable[type[Event]]) -> None:
+        """Load the readers of what this process consumes now, not on its first message."""
+        for event_type in event_types:
+            try:
+                latest = self._registry.get_latest_version(subject_name(event_type))
+            except SchemaRegistryError as exc:
+                if exc.http_status_code == 404:
+                    continue  # nobody published it yet; its reader loads on first sight
+                raise
+            if latest.schema_id not in self._readers:
+                self._load_reader(latest.schema_id)
+
+    def registered(self, event_type: type[Event]) -> Registered:
+        try:
+            return self._registered[event_type]
+        except KeyError:
+            raise LookupError(f"{event_type.__name__} was not registered at start-up") from None
+
+    def encode(self, envelope: Envelope, event: Event) -> bytes:
+        reg = self.registered(type(event))
+        buf = io.BytesIO()
+        buf.write(_HEADER.pack(_MAGIC, reg.schema_id))
+        fastavro.schemaless_writer(buf, reg.parsed, {"envelope": envelope.model_dump(), **event.model_dump()})
+        return buf.getvalue()
+
+    def decode(self, data: bytes | None) -> tuple[Envelope, Event]:
+        """Raises a PoisonMessage for what can never decode, TransientError when the registry is away."""
+        if data is None or len(data) < _HEADER.size:
+            raise UndecodableMessage("message is empty or shorter than the wire-format header")
+        magic, schema_id = _HEADER.unpack_from(data)
+        if magic != _MAGIC:
+            raise UndecodableMessage(f"magic byte {magic}, expected 0: not Confluent Avro wire format")
+        reader = self._readers.get(schema_id) or self._load_reader(schema_id)
+        try:
+            record = fastavro.schemaless_reader(
+                io.BytesIO(data[_HEADER.size :]), reader.writer, reader.reader
+            )
+        except Exception as exc:  # fastavro raises many kinds on corrupt input
+            raise UndecodableMessage(f"Avro body does not decode with schema {schema_id}: {exc!r}") from exc
+        try:
+            envelope = Envelope.model_validate(record.pop("envelope"))
+            return envelope, reader.event_type.model_validate(record)
+        except ValidationError as exc:
+            raise InvalidRecord(_summary(exc)) from exc
+
+    def _load_reader(self, schema_id: int) -> _Reader:
+        try:
+            registered = self._registry.get_schema(schema_id)
+        except SchemaRegistryError as exc:
+            if exc.http_status_code == 404:
+                raise UnknownSchema(f"schema id {schema_id} is not in the registry") from exc
+            raise TransientError(f"schema registry: {exc}") from exc
+        except Exception as exc:  # connection errors from the HTTP client
+            raise TransientError(f"schema registry unreachable: {exc!r}") from exc
+        writer_json = json.loads(registered.schema_str)
+        name = f"{writer_json.get('namespace', '')}.{writer_json.get('name', '')}"
+        event_type = _BY_RECORD_NAME.get(name)
+        if event_type is None:
+            raise UnknownEventType(f"schema id {schema_id} is {name}, not an event this system knows")
+        writer = fastavro.parse_schema(writer_json)
+        ours = avro_schema(event_type)
+        same = fastavro.schema.to_parsing_canonical_form(
+            writer_json
+        ) == fastavro.schema.to_parsing_canonical_form(ours)
+        reader = _Reader(event_type, writer, None if same else fastavro.parse_schema(ours))
+        self._readers[schema_id] = reader
+        return reader
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors()[:5])

@@ -1,0 +1,453 @@
+"""The consumer runtime: every service's one loop from Kafka to its handlers and back out via the outbox.
+
+Per batch: decode through the registry -> skip event ids this group already handled -> run the handlers
+-> record the event ids, the handlers' writes and their outbox rows in ONE database transaction ->
+commit the offsets after the database commit. Transient failures retry the batch in place, in order,
+with backoff; poison messages go to the dead-letter topic and the batch goes on without them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from uuid import UUID
+
+import psycopg
+from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from opentelemetry.trace import SpanKind
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from shared.contracts import Envelope, Event
+from shared.messaging import metrics
+from shared.messaging.codec import EventCodec
+from shared.messaging.dead_letters import REPLAY_GROUP, DeadLetter, dead_letter
+from shared.messaging.errors import PoisonMessage, RetriesExhausted, TransientError
+from shared.messaging.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE, KafkaHeaders, header
+from shared.messaging.logs import message_context
+from shared.messaging.outbox import add_to_outbox
+from shared.messaging.publishing import MessageFactory, OutgoingMessage
+from shared.messaging.retry import Backoff
+from shared.messaging.tables import processed_events
+from shared.messaging.tracing import (
+    TRACEPARENT,
+    current_trace_id,
+    extract_from,
+    forwarding,
+    is_sampled,
+    tracer,
+)
+from shared.messaging.unit_of_work import UnitOfWork
+
+log = logging.getLogger("shop.consumer")
+
+_CLAIM = (
+    f"INSERT INTO {processed_events.name} (consumer_group, event_id, event_type) "
+    "SELECT %b, t.event_id, t.event_type FROM unnest(%b::uuid[], %b::text[]) AS t(event_id, event_type) "
+    "ON CONFLICT DO NOTHING RETURNING event_id"
+)
+
+Handler = Callable[[Event, UnitOfWork, Envelope], Iterable[Event] | None]
+
+
+@dataclass(frozen=True)
+class ConsumerSettings:
+    group: str
+    topics: Sequence[str]
+    dead_letter_topic: str
+    batch_size: int = 500
+    poll_timeout: float = 0.5
+    # Attempts for failures that may be the message's own (a handler's unexpected error, a deadlock).
+    # Infrastructure outages (database or registry unreachable) are retried for as long as they last.
+    max_attempts: int = 5
+    backoff: Backoff = field(default_factory=Backoff)
+    lag_every: float = 5.0
+
+
+@dataclass
+class Hooks:
+    """Points where tests inject real failures (e.g. the process dying between two commits)."""
+
+    after_db_commit: Callable[[], None] | None = None
+
+
+def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group,
+        "enable.auto.commit": False,  # offsets are committed after the database commit, by us
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        "enable.partition.eof": False,
+    }
+
+
+@dataclass(slots=True)
+class _Item:
+    msg: Message
+    envelope: Envelope | None = None
+    event: Event | None = None
+    poison: PoisonMessage | None = None
+    attempts: int = 0
+    dead_lettered: bool = False
+
+
+class _MessageFailed(Exception):
+    def __init__(self, item: _Item, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.item = item
+        self.cause = cause
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        *,
+        settings: ConsumerSettings,
+        consumer: Consumer,
+        dead_letter_producer: Producer,
+        engine: Engine,
+        codec: EventCodec,
+        factory: MessageFactory,
+        handlers: Mapping[type[Event], Handler],
+        uow_factory: Callable[[Connection], UnitOfWork] = UnitOfWork,
+        hooks: Hooks | None = None,
+    ) -> None:
+        self._s = settings
+        self._consumer = consumer
+        self._dlq = dead_letter_producer
+        self._engine = engine
+        self._codec = codec
+        self._factory = factory
+        self._handlers = {t.type_name(): h for t, h in handlers.items()}
+        self._uow_factory = uow_factory
+        self._hooks = hooks or Hooks()
+        self._revoked: set[tuple[str, int]] = set()
+        self._subscribed = False
+        self._last_lag = 0.0
+        self.last_poll = time.monotonic()
+        self.assigned: set[tuple[str, int]] = set()
+        # Metric children bound once, not looked up per message.
+        group = settings.group
+        self._m_handled = {name: metrics.MESSAGES_HANDLED.labels(group, name) for name in self._handlers}
+        self._m_latency = {name: metrics.HANDLER_SECONDS.labels(group, name) for name in self._handlers}
+        self._m_ignored = metrics.MESSAGES_IGNORED.labels(group)
+        self._m_duplicates = metrics.DUPLICATES_SKIPPED.labels(group)
+        self._m_batch = metrics.BATCH_SECONDS.labels(group)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Consume until stop is set; then finish the batch in hand, commit and leave the group."""
+        try:
+            while not stop.is_set():
+                self.poll_once(stop)
+        finally:
+            self._close()
+
+    def poll_once(self, stop: threading.Event) -> int:
+        """Consume, handle and commit one batch; returns how many messages it got."""
+        if not self._subscribed:
+            self._subscribed = True
+            self._consumer.subscribe(
+                list(self._s.topics), on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+        msgs = self._next_batch()
+        self.last_poll = time.monotonic()
+        self._revoked.clear()
+        if msgs:
+            started = time.perf_counter()
+            items = self._items(msgs)
+            if not self._process(items, stop):
+                return 0  # stopping mid-retry: nothing committed, the batch will be redelivered
+            self._commit_offsets(items)
+            self._m_batch.observe(time.perf_counter() - started)
+        if self.last_poll - self._last_lag >= self._s.lag_every:
+            self._last_lag = self.last_poll
+            self._report_lag()
+        return len(msgs)
+
+    def _next_batch(self) -> list[Message]:
+        """What is already fetched, up to a batch; else wait for one message and take what came with it.
+
+        consume(n, timeout) waits until it has n messages or the timeout passed: under a light load that
+        would hold every message for the whole timeout. This handles the first at once, and still
+        batches under load."""
+        msgs = self._consumer.consume(self._s.batch_size, 0)
+        if not msgs:
+            msgs = self._consumer.consume(1, self._s.poll_timeout)
+            if msgs:
+                msgs += self._consumer.consume(self._s.batch_size - 1, 0)
+        return msgs
+
+    def _items(self, msgs: list[Message]) -> list[_Item]:
+        items = []
+        for msg in msgs:
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.error("consumer error: %s", err)
+                continue
+            items.append(_Item(msg))
+        return items
+
+    def _process(self, items: list[_Item], stop: threading.Event) -> bool:
+        """Handle a batch until it commits; False if asked to stop before it could."""
+        attempt = 0
+        while True:
+            items[:] = [i for i in items if (i.msg.topic(), i.msg.partition()) not in self._revoked]
+            try:
+                self._decode(items)
+                self._handle_in_one_transaction(items)
+                self._send_dead_letters(items)
+                return True
+            except _Retry:
+                continue  # an item turned out poison: at once, without it
+            except _MessageFailed as failed:
+                failed.item.attempts += 1
+                item, cause = failed.item, failed.cause
+                if item.attempts >= self._s.max_attempts:
+                    item.poison = RetriesExhausted(
+                        f"{type(cause).__name__}: {cause} (after {item.attempts} attempts)"
+                    )
+                    continue  # at once: the batch goes on without it
+                reason, delay = type(failed.cause).__name__, self._s.backoff.delay(failed.item.attempts)
+            except (TransientError, OperationalError, psycopg.OperationalError) as exc:
+                attempt += 1
+                reason, delay = type(exc).__name__, self._s.backoff.delay(attempt)
+                log.warning("transient failure, batch of %d retried in %.2fs: %s", len(items), delay, exc)
+            metrics.RETRIES.labels(self._s.group, reason).inc()
+            if not self._wait(delay, stop):
+                return False
+
+    def _wait(self, delay: float, stop: threading.Event) -> bool:
+        """Back off while staying in the group: paused partitions, polls that only serve callbacks."""
+        assignment = self._consumer.assignment()
+        self._consumer.pause(assignment)
+        try:
+            deadline = time.monotonic() + delay
+            while (left := deadline - time.monotonic()) > 0:
+                if stop.is_set():
+                    return False
+                self._consumer.poll(min(left, 0.5))  # rebalance callbacks run here; paused: no messages
+        finally:
+            self._consumer.resume(self._consumer.assignment())
+        return True
+
+    # -- one batch --------------------------------------------------------------------------------
+
+    def _decode(self, items: list[_Item]) -> None:
+        for item in items:
+            if item.event is not None or item.poison is not None or item.dead_lettered:
+                continue
+            msg = item.msg
+            headers = msg.headers()
+            replay_for = header(headers, REPLAY_GROUP)
+            declared_type = header(headers, EVENT_TYPE)
+            if (replay_for and replay_for != self._s.group) or (
+                declared_type and declared_type not in self._handlers
+            ):
+                continue  # not for this group: no need to even decode it
+            try:
+                item.envelope, item.event = self._codec.decode(msg.value())
+            except PoisonMessage as exc:
+                item.poison = exc
+
+    def _handle_in_one_transaction(self, items: list[_Item]) -> None:
+        todo = [i for i in items if i.event is not None and i.poison is None]
+        ignored = [i for i in todo if i.event.type_name() not in self._handlers]  # type: ignore[union-attr]
+        if ignored:
+            self._m_ignored.inc(len(ignored))
+            todo = [i for i in todo if i.event.type_name() in self._handlers]  # type: ignore[union-attr]
+        if not todo:
+            return
+        try:
+            with self._engine.begin() as conn:
+                fresh = self._claim(conn, todo)
+                uow = self._uow_factory(conn)
+                outgoing: list[OutgoingMessage] = []
+                handled_now: list[_Item] = []
+                for item in todo:
+                    event_id = item.envelope.event_id  # type: ignore[union-attr]
+                    if event_id not in fresh:
+                        self._m_duplicates.inc()
+                        continue
+                    fresh.discard(event_id)  # a second copy within the batch is a duplicate too
+                    outgoing.extend(self._handle(item, uow))
+                    handled_now.append(item)
+                add_to_outbox(conn, outgoing)
+        except DBAPIError as exc:
+            if _transient(exc):
+                raise TransientError(str(exc.orig or exc)) from exc
+            raise
+        for item in handled_now:
+            self._m_handled[item.event.type_name()].inc()  # type: ignore[union-attr]
+        if self._hooks.after_db_commit:
+            self._hooks.after_db_commit()
+
+    def _claim(self, conn: Connection, items: list[_Item]) -> set[UUID]:
+        """Record every event id as handled by this group; returns those that were not already.
+
+        One statement for the batch, its ids as arrays: an id handled before (or by a concurrent
+        instance, whose transaction we then wait for) conflicts and is not returned."""
+        ids = [item.envelope.event_id for item in items]  # type: ignore[union-attr]
+        types = [item.envelope.event_type for item in items]  # type: ignore[union-attr]
+        rows = conn.exec_driver_sql(_CLAIM, (self._s.group, ids, types))
+        return {row[0] for row in rows}
+
+    def _handle(self, item: _Item, uow: UnitOfWork) -> list[OutgoingMessage]:
+        envelope, event = item.envelope, item.event
+        assert envelope is not None and event is not None
+        name = envelope.event_type
+        with (
+            self._trace(item.msg, envelope) as trace_id,
+            message_context(
+                event_id=str(envelope.event_id),
+                event_type=name,
+                correlation_id=str(envelope.correlation_id),
+                causation_id=str(envelope.causation_id) if envelope.causation_id else None,
+                trace_id=trace_id,
+            ),
+        ):
+            started = time.perf_counter()
+            try:
+                emitted = self._handlers[name](event, uow, envelope) or ()
+                out = [self._factory.message(e, envelope.correlation_id, envelope.event_id) for e in emitted]
+            except PoisonMessage as exc:
+                # Undo everything of this batch and go again without it: no savepoint per message.
+                item.poison = exc
+                raise _Retry from exc
+            except DBAPIError as exc:
+                if _transient(exc):
+                    raise
+                raise _MessageFailed(item, exc) from exc
+            except Exception as exc:
+                log.warning("handler failed (attempt %d): %r", item.attempts + 1, exc)
+                raise _MessageFailed(item, exc) from exc
+            self._m_latency[name].observe(time.perf_counter() - started)
+            return out
+
+    def _trace(self, msg: Message, envelope: Envelope) -> AbstractContextManager[str | None]:
+        headers = msg.headers()
+        traceparent = header(headers, TRACEPARENT)
+        if traceparent is not None and not is_sampled(traceparent):
+            return forwarding(traceparent)
+        return self._consumer_span(msg, envelope, headers)
+
+    @contextmanager
+    def _consumer_span(self, msg: Message, envelope: Envelope, headers: KafkaHeaders) -> Iterator[str | None]:
+        topic = msg.topic()
+        with tracer.start_as_current_span(
+            f"process {topic}", context=extract_from(headers), kind=SpanKind.CONSUMER
+        ) as span:
+            if span.is_recording():
+                span.set_attributes(
+                    {
+                        "messaging.system": "kafka",
+                        "messaging.operation.type": "process",
+                        "messaging.destination.name": topic or "",
+                        "messaging.consumer.group.name": self._s.group,
+                        "messaging.message.id": str(envelope.event_id),
+                        "messaging.destination.partition.id": str(msg.partition()),
+                        "messaging.kafka.offset": msg.offset() or 0,
+                        "shop.event_type": envelope.event_type,
+                        "shop.correlation_id": str(envelope.correlation_id),
+                    }
+                )
+            yield current_trace_id()
+
+    def _send_dead_letters(self, items: list[_Item]) -> None:
+        letters = [i for i in items if i.poison is not None and not i.dead_lettered]
+        if not letters:
+            return
+        failures: list[KafkaError] = []
+        for item in letters:
+            letter: DeadLetter = dead_letter(
+                item.msg, self._s.group, self._s.dead_letter_topic, item.poison, max(1, item.attempts)
+            )
+            self._dlq.produce(
+                letter.topic,
+                value=letter.value,
+                key=letter.key,
+                headers=letter.headers,
+                on_delivery=lambda err, _m: failures.append(err) if err else None,
+            )
+            headers = item.msg.headers()
+            with message_context(
+                event_id=header(headers, EVENT_ID),
+                event_type=header(headers, EVENT_TYPE),
+                correlation_id=header(headers, CORRELATION_ID),
+                causation_id=header(headers, CAUSATION_ID),
+            ):
+                log.error(
+                    "dead-lettered %s[%d]@%d: %s: %s",
+                    item.msg.topic(),
+                    item.msg.partition(),
+                    item.msg.offset(),
+                    item.poison.kind,
+                    item.poison,
+                )
+            metrics.DEAD_LETTERED.labels(self._s.group, item.poison.kind).inc()  # type: ignore[union-attr]
+        if self._dlq.flush(30) or failures:
+            raise TransientError(f"dead-letter topic did not acknowledge: {failures[:1]}")
+        for item in letters:
+            item.dead_lettered = True  # sent: a retry of this batch must not send it again
+
+    def _commit_offsets(self, items: list[_Item]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for item in items:
+            key = (item.msg.topic(), item.msg.partition())
+            last[key] = max(last.get(key, -1), item.msg.offset())
+        if last:
+            self._consumer.commit(
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=True
+            )
+
+    # -- group membership -------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+        log.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Called inside poll/consume, between batches or during a retry's wait: drop what we held of them.
+        revoked = {(p.topic, p.partition) for p in partitions}
+        self._revoked |= revoked
+        self.assigned -= revoked
+        log.info("revoked %s", sorted(f"{t}[{p}]" for t, p in revoked))
+
+    def _report_lag(self) -> None:
+        try:
+            assignment = self._consumer.assignment()
+            committed = self._consumer.committed(assignment, timeout=5) if assignment else []
+        except Exception as exc:  # lag is informative only; never let it stop consumption
+            log.debug("lag not available: %s", exc)
+            return
+        for tp in committed:
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high is not None and high >= 0:
+                position = tp.offset if tp.offset >= 0 else 0
+                metrics.CONSUMER_LAG.labels(self._s.group, tp.topic, str(tp.partition)).set(
+                    max(0, high - position)
+                )
+
+    def _close(self) -> None:
+        try:
+            self._consumer.close()  # commits nothing more (all committed per batch) and leaves the group
+        finally:
+            self._dlq.flush(10)
+
+
+class _Retry(Exception):
+    """Redo the batch: an item was found poison inside the transaction."""
+
+
+def _transient(exc: DBAPIError) -> bool:
+    return exc.connection_invalidated or isinstance(
+        exc.orig,
+        psycopg.OperationalError | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected,
+    )

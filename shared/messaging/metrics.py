@@ -1,0 +1,38 @@
+"""Prometheus metrics of the runtime, one registry per process (served by shared.messaging.health)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES_HANDLED = Counter(
+    "shop_messages_handled_total", "Messages whose handler ran and committed.", ["group", "event_type"]
+)
+MESSAGES_IGNORED = Counter(
+    "shop_messages_ignored_total", "Messages of event types this group does not handle.", ["group"]
+)
+DUPLICATES_SKIPPED = Counter(
+    "shop_duplicates_skipped_total", "Messages skipped because their event id was already handled.", ["group"]
+)
+RETRIES = Counter(
+    "shop_retries_total", "Batches retried in place after a transient failure.", ["group", "reason"]
+)
+DEAD_LETTERED = Counter(
+    "shop_dead_lettered_total", "Messages sent to the dead-letter topic.", ["group", "kind"]
+)
+HANDLER_SECONDS = Histogram(
+    "shop_handler_seconds",
+    "Time in a handler, per message.",
+    ["group", "event_type"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
+BATCH_SECONDS = Histogram(
+    "shop_batch_seconds",
+    "Time to handle and commit one batch.",
+    ["group"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+CONSUMER_LAG = Gauge(
+    "shop_consumer_lag", "High watermark minus committed position.", ["group", "topic", "partition"]
+)
+OUTBOX_BACKLOG = Gauge("shop_outbox_backlog", "Outbox rows not yet published.", ["schema"])
+OUTBOX_PUBLISHED = Counter("shop_outbox_published_total", "Outbox rows published to Kafka.", ["schema"])

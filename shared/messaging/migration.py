@@ -1,0 +1,42 @@
+"""The runtime's tables as Alembic operations, for each service's first migration.
+
+Frozen here as history: a later change to shared/messaging/tables.py comes with a new function and a
+new revision in every service, never an edit of this one.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.messaging.tables import OUTBOX_NOTIFY_DDL
+
+
+def create_runtime_tables_v1() -> None:
+    op.create_table(
+        "processed_events",
+        sa.Column("consumer_group", sa.Text, primary_key=True),
+        sa.Column("event_id", sa.Uuid, primary_key=True),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+    )
+    op.create_index(
+        "processed_events_processed_at", "processed_events", ["processed_at"], postgresql_using="brin"
+    )
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(always=True), primary_key=True),
+        sa.Column("event_id", sa.Uuid, nullable=False),
+        sa.Column("event_type", sa.Text, nullable=False),
+        sa.Column("topic", sa.Text, nullable=False),
+        sa.Column("message_key", sa.Text, nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("headers", JSONB, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+    )
+    op.create_index("outbox_unpublished", "outbox", ["id"], postgresql_where=sa.text("published_at IS NULL"))
+    op.create_index("outbox_published_at", "outbox", ["published_at"], postgresql_using="brin")
+    for ddl in OUTBOX_NOTIFY_DDL:
+        op.execute(ddl.statement)

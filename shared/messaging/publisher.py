@@ -1,0 +1,91 @@
+"""Publishing straight to Kafka, for producers without a database of their own (the storefront, the CLI).
+
+Services never use this: what a service decides goes through its outbox. Each publish waits for the
+broker's acknowledgement and says where the event landed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from uuid import UUID, uuid4
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from shared.contracts import Event
+from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.publishing import MessageFactory, OutgoingMessage
+from shared.messaging.relay import producer_config
+from shared.settings import Settings
+
+
+class PublishError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Published:
+    message: OutgoingMessage
+    partition: int
+    offset: int
+
+
+class EventPublisher:
+    def __init__(self, settings: Settings, source: str, event_types: Iterable[type[Event]]) -> None:
+        self.codec = EventCodec(schema_registry(settings.schema_registry_url))
+        self.codec.register(event_types)
+        self._factory = MessageFactory(self.codec, source)
+        self._producer = Producer(producer_config(settings.kafka_bootstrap_servers))
+        self._failures: list[KafkaError] = []
+
+    def send(self, event: Event, correlation_id: UUID | None = None) -> OutgoingMessage:
+        """Publish without waiting (for a stream of events); `flush` then says whether all landed."""
+        message = self._factory.message(event, correlation_id or uuid4(), None)
+        while True:
+            try:
+                self._producer.produce(
+                    message.topic,
+                    value=message.payload,
+                    key=message.key,
+                    headers=list(message.headers.items()),
+                    on_delivery=self._delivered,
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.05)  # local queue full: let deliveries drain
+        self._producer.poll(0)
+        return message
+
+    def _delivered(self, err: KafkaError | None, _msg: Message) -> None:
+        if err is not None:
+            self._failures.append(err)
+
+    def flush(self, timeout: float = 30) -> None:
+        remaining = self._producer.flush(timeout)
+        if remaining or self._failures:
+            first = self._failures[0].str() if self._failures else f"{remaining} not acknowledged"
+            raise PublishError(f"{len(self._failures) + remaining} events not published: {first}")
+
+    def publish(
+        self,
+        event: Event,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+        timeout: float = 30,
+    ) -> Published:
+        message = self._factory.message(event, correlation_id or uuid4(), causation_id)
+        outcome: list[tuple[KafkaError | None, Message]] = []
+        self._producer.produce(
+            message.topic,
+            value=message.payload,
+            key=message.key,
+            headers=list(message.headers.items()),
+            on_delivery=lambda err, msg: outcome.append((err, msg)),
+        )
+        self._producer.flush(timeout)
+        if not outcome:
+            raise PublishError(f"no acknowledgement from the broker within {timeout:.0f}s")
+        err, msg = outcome[0]
+        if err is not None:
+            raise PublishError(f"the broker refused the event: {err.str()}")
+        return Published(message, msg.partition() or 0, msg.offset() or 0)

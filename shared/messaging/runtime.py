@@ -1,0 +1,164 @@
+"""A service on the runtime: what it declares (`ServiceDefinition`) and the one place that wires it up.
+
+A service's entrypoint builds its definition (handlers, what it publishes, its unit of work) and calls
+`run_service`; everything else — Kafka, the registry, the outbox relay, dead letters, tracing, logs,
+metrics and health — is built here, once, at start-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, Producer
+from sqlalchemy import Connection, Engine, create_engine
+
+from shared.contracts import Event
+from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.consumer import ConsumerSettings, EventConsumer, Handler, Hooks, consumer_config
+from shared.messaging.health import serve_health
+from shared.messaging.logs import configure_logging
+from shared.messaging.publishing import MessageFactory, owners_topic
+from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
+from shared.messaging.tracing import configure_tracing
+from shared.messaging.unit_of_work import UnitOfWork
+from shared.migrations import migrate
+from shared.settings import HEALTH_PORTS, ServiceName, Settings, get_settings, libpq_dsn
+from shared.topics import dead_letter_topic
+
+log = logging.getLogger("shop.runtime")
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    name: str
+    handlers: Mapping[type[Event], Handler]
+    publishes: Sequence[type[Event]]
+    database_url: str
+    uow_factory: Callable[[Connection], UnitOfWork] = UnitOfWork
+    # The database schema the service owns (its outbox lives there); its role's name by convention.
+    schema: str = ""
+    health_port: int = 0
+    health_host: str = "127.0.0.1"
+    topic_for: Callable[[type[Event]], str] = owners_topic
+    consumer: ConsumerSettings | None = None
+    relay: RelaySettings = field(default_factory=RelaySettings)
+    hooks: Hooks = field(default_factory=Hooks)
+
+    def consumer_settings(self) -> ConsumerSettings:
+        if self.consumer is not None:
+            return self.consumer
+        topics = sorted({self.topic_for(t) for t in self.handlers})
+        return ConsumerSettings(
+            group=self.name, topics=topics, dead_letter_topic=dead_letter_topic(self.name)
+        )
+
+
+class Service:
+    """Everything a running service is made of, built from its definition and the settings."""
+
+    def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
+        self.definition = definition
+        self.stop = threading.Event()
+        self.engine: Engine = create_engine(definition.database_url, pool_size=4, pool_pre_ping=True)
+        registry = schema_registry(settings.schema_registry_url)
+        self.codec = EventCodec(registry)
+        self.codec.register(definition.publishes)
+        self.codec.warm(definition.handlers)
+        factory = MessageFactory(self.codec, definition.name, definition.topic_for)
+        consumer_settings = definition.consumer_settings()
+        self.consumer = EventConsumer(
+            settings=consumer_settings,
+            consumer=Consumer(consumer_config(settings.kafka_bootstrap_servers, consumer_settings.group)),
+            dead_letter_producer=Producer(producer_config(settings.kafka_bootstrap_servers)),
+            engine=self.engine,
+            codec=self.codec,
+            factory=factory,
+            handlers=definition.handlers,
+            uow_factory=definition.uow_factory,
+            hooks=definition.hooks,
+        )
+        self.relay = OutboxRelay(
+            self.engine,
+            definition.schema or self.engine.url.username or definition.name,
+            Producer(producer_config(settings.kafka_bootstrap_servers)),
+            definition.relay,
+            listen_dsn=libpq_dsn(self.engine.url),
+        )
+        self._relay_thread = threading.Thread(target=self._run_relay, name="outbox-relay", daemon=True)
+
+    def _run_relay(self) -> None:
+        try:
+            self.relay.run(self.stop)
+        except Exception:
+            log.exception("outbox relay stopped on an unexpected error")
+            self.stop.set()  # a service that cannot publish must not keep consuming
+
+    def health(self) -> dict[str, object]:
+        since_poll = time.monotonic() - self.consumer.last_poll
+        relay_alive = self._relay_thread.is_alive()
+        return {
+            "healthy": relay_alive and since_poll < 60 and not self.stop.is_set(),
+            "service": self.definition.name,
+            "seconds_since_poll": round(since_poll, 1),
+            "assigned_partitions": len(self.consumer.assigned),
+            "relay_alive": relay_alive,
+        }
+
+    def run(self) -> None:
+        """Until SIGTERM/SIGINT (or stop is set): finish the batch in hand, commit, close."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self.stop.set())
+        if self.definition.health_port:
+            serve_health(self.definition.health_host, self.definition.health_port, self.health)
+        self._relay_thread.start()
+        log.info("%s running", self.definition.name)
+        try:
+            self.consumer.run(self.stop)
+        finally:
+            self.stop.set()
+            self._relay_thread.join(timeout=30)
+            self.engine.dispose()
+            log.info("%s stopped", self.definition.name)
+
+
+def run_service(definition: ServiceDefinition, settings: Settings) -> None:
+    configure_logging(definition.name)
+    provider = configure_tracing(
+        settings.otel_service_name or definition.name,
+        settings.otel_exporter_otlp_endpoint,
+        settings.otel_traces_sampler_arg,
+    )
+    try:
+        Service(definition, settings).run()
+    finally:
+        provider.shutdown()
+
+
+def serve(
+    name: ServiceName,
+    handlers: Mapping[type[Event], Handler],
+    publishes: Sequence[type[Event]],
+    uow_factory: Callable[[Connection], UnitOfWork],
+) -> None:
+    """A service's whole entrypoint: settings, logs, migrations, then the runtime until SIGTERM."""
+    settings = get_settings()
+    url = settings.database_url(name)
+    configure_logging(name)
+    migrate(name, url)
+    definition = ServiceDefinition(
+        name=name,
+        handlers=handlers,
+        publishes=publishes,
+        database_url=url.render_as_string(hide_password=False),
+        uow_factory=uow_factory,
+        schema=url.username or name,
+        health_port=settings.health_port or HEALTH_PORTS[name],
+        health_host=settings.health_host,
+    )
+    run_service(definition, settings)

@@ -1,0 +1,78 @@
+"""The runtime's two tables, in each service's own schema: the inbox of handled events and the outbox.
+
+Unqualified names: each service's role has its own schema first on its search_path.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    event,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# The record that a consumer group handled an event, written in the same transaction as the effects.
+processed_events = Table(
+    "processed_events",
+    metadata,
+    Column("consumer_group", Text, primary_key=True),
+    Column("event_id", Uuid, primary_key=True),
+    Column("event_type", Text, nullable=False),
+    Column("processed_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Append-only and time-ordered: a BRIN index serves the retention clean-up at almost no insert cost.
+    Index("processed_events_processed_at", "processed_at", postgresql_using="brin"),
+)
+
+# Events a handler decided to publish, written in the handler's transaction; the relay sends them.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    # Random UUIDs made by the runtime: unique without an index that every insert would pay for.
+    Column("event_id", Uuid, nullable=False),
+    Column("event_type", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("message_key", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    # Kafka headers: the envelope's copy and the W3C trace context of the moment the event was decided.
+    Column("headers", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("published_at", DateTime(timezone=True)),
+    # The relay only ever reads what is not yet published, oldest first.
+    Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    Index("outbox_published_at", "published_at", postgresql_using="brin"),
+)
+
+OUTBOX_CHANNEL_SUFFIX = "_outbox"
+
+# Wake the relay at commit time; the notification carries nothing, the table is the truth.
+OUTBOX_NOTIFY_DDL = [
+    DDL(
+        "CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN PERFORM pg_notify(TG_TABLE_SCHEMA || '" + OUTBOX_CHANNEL_SUFFIX + "', ''); RETURN NULL; END $$"
+    ),
+    DDL(
+        "CREATE OR REPLACE TRIGGER outbox_notify AFTER INSERT ON outbox "
+        "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()"
+    ),
+]
+for ddl in OUTBOX_NOTIFY_DDL:
+    event.listen(outbox, "after_create", ddl)
+
+
+def outbox_channel(schema: str) -> str:
+    return schema + OUTBOX_CHANNEL_SUFFIX

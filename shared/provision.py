@@ -1,0 +1,137 @@
+"""Create what the system needs before any service starts: its topics, databases, roles and schemas.
+
+Idempotent, so every start-up may run it. docker compose runs it as one-shot jobs; the no-Docker stack
+runs it after its components are healthy. Usage: `python -m shared.provision {topics|database|all}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterable
+
+import psycopg
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from psycopg import sql
+from sqlalchemy.engine import URL
+
+from shared.settings import PROCESSES, Settings, get_settings, libpq_dsn
+from shared.topics import TOPICS, TopicSpec
+
+log = logging.getLogger("provision")
+
+
+def ensure_topics(
+    bootstrap_servers: str, specs: Iterable[TopicSpec] = TOPICS, timeout: float = 30
+) -> list[str]:
+    """Create the missing topics and grow any that have fewer partitions than asked. Returns what changed."""
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = admin.list_topics(timeout=timeout).topics
+    specs = list(specs)
+    changed: list[str] = []
+
+    to_create = [
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config())
+        for s in specs
+        if s.name not in existing
+    ]
+    to_grow = [
+        NewPartitions(s.name, s.partitions)
+        for s in specs
+        if s.name in existing and len(existing[s.name].partitions) < s.partitions
+    ]
+    futures = {}
+    if to_create:
+        futures |= admin.create_topics(to_create, operation_timeout=timeout, request_timeout=timeout)
+    if to_grow:
+        futures |= admin.create_partitions(to_grow, operation_timeout=timeout, request_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            future.result()
+            changed.append(name)
+        except KafkaException as exc:
+            # Another provisioner may have created it in the meantime: that is success.
+            if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                raise
+    return changed
+
+
+def ensure_roles_and_schemas(settings: Settings) -> None:
+    """One login role per service, owning one schema of the same name; no rights anywhere else."""
+    admin = settings.admin_database_url()
+    by_database: dict[str, list[URL]] = {}
+    for service in PROCESSES:
+        url = settings.database_url(service)
+        by_database.setdefault(url.database or "", []).append(url)
+
+    with psycopg.connect(libpq_dsn(admin), autocommit=True) as conn:
+        for database, urls in by_database.items():
+            _ensure_database(conn, database)
+            for url in urls:
+                _ensure_role(conn, url.username or "", url.password or "")
+                conn.execute(
+                    sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                        sql.Identifier(database), sql.Identifier(url.username or "")
+                    )
+                )
+
+    for database, urls in by_database.items():
+        with psycopg.connect(libpq_dsn(admin.set(database=database)), autocommit=True) as conn:
+            # Nobody may create or read anything in `public`: each role lives in its own schema.
+            conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+            for url in urls:
+                role = sql.Identifier(url.username or "")
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0} AUTHORIZATION {0}").format(role))
+                conn.execute(sql.SQL("ALTER ROLE {0} SET search_path = {0}").format(role))
+
+
+def ensure_owned_database(admin: URL, database: str, role: str, password: str) -> None:
+    """A database of its own for a component (the local stack's registry), owned by its own role."""
+    with psycopg.connect(libpq_dsn(admin), autocommit=True) as conn:
+        _ensure_role(conn, role, password)
+        _ensure_database(conn, database, owner=role)
+
+
+def _ensure_role(conn: psycopg.Connection, role: str, password: str) -> None:
+    if not role or not password:
+        raise ValueError(f"database URL for role {role or '?'} needs a user name and a password")
+    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+    verb = "ALTER" if exists else "CREATE"
+    # Passwords cannot be bound as parameters in DDL; sql.Literal quotes them safely.
+    conn.execute(
+        sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+    )
+
+
+def _ensure_database(conn: psycopg.Connection, database: str, owner: str | None = None) -> None:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,)).fetchone():
+        stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database))
+        if owner:
+            stmt = sql.SQL("{} OWNER {}").format(stmt, sql.Identifier(owner))
+        conn.execute(stmt)
+    conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m shared.provision", description=__doc__)
+    parser.add_argument("what", choices=["topics", "database", "all"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    settings = get_settings()
+    try:
+        if args.what in ("topics", "all"):
+            changed = ensure_topics(settings.kafka_bootstrap_servers)
+            log.info("topics ready (%d): created or grown: %s", len(TOPICS), ", ".join(changed) or "none")
+        if args.what in ("database", "all"):
+            ensure_roles_and_schemas(settings)
+            log.info("database roles and schemas ready for %s", ", ".join(PROCESSES))
+    except (KafkaException, psycopg.Error, ValueError) as exc:
+        log.error("provisioning %s failed: %s", args.what, exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

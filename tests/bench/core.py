@@ -1,0 +1,203 @@
+"""`make bench-core`: the messaging runtime against this machine's ceiling, on the same messages.
+
+(a) a bare loop: confluent-kafka consume, fastavro decode, one batched psycopg insert per poll, commit;
+(b) the runtime: decode and validate through the registry, skip handled event ids, run a trivial handler
+    (one event out per event in), record handled ids and outbox rows in one transaction per batch,
+    commit offsets after the database; tracing on at the sampling ratio given (default 10%);
+(b0) the same with a handler that emits nothing: what the runtime costs apart from producing events;
+(c) the outbox relay draining what (b) wrote.
+Prints events/s for each and the ratio b/a. Environment: BENCH_EVENTS (default 50000),
+BENCH_SAMPLING (default 0.1), BENCH_BATCH (default 500), and the usual stack settings.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import time
+import uuid
+from decimal import Decimal
+
+import fastavro
+import psycopg
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from psycopg import sql
+from sqlalchemy import create_engine
+
+from shared.contracts import Envelope, Event, OrderPlaced, PaymentCompleted
+from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.consumer import ConsumerSettings, EventConsumer, consumer_config
+from shared.messaging.publishing import MessageFactory
+from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
+from shared.messaging.tables import metadata as runtime_metadata
+from shared.messaging.tracing import configure_tracing
+from shared.messaging.unit_of_work import UnitOfWork
+from shared.settings import get_settings, libpq_dsn
+
+EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
+SAMPLING = float(os.environ.get("BENCH_SAMPLING", "0.1"))
+BATCH = int(os.environ.get("BENCH_BATCH", "500"))
+PARTITIONS = 6
+
+
+def trivial_handler(event: OrderPlaced, uow: UnitOfWork, envelope: Envelope) -> list[Event]:
+    return [
+        PaymentCompleted(
+            order_id=event.order_id, payment_id=event.order_id, customer_id=event.customer_id,
+            amount=event.total, currency=event.currency,
+        )
+    ]  # fmt: skip
+
+
+def silent_handler(event: OrderPlaced, uow: UnitOfWork, envelope: Envelope) -> None:
+    return None
+
+
+def produce_orders(bootstrap: str, factory: MessageFactory, topic: str) -> None:
+    producer = Producer({**producer_config(bootstrap), "linger.ms": 20, "batch.num.messages": 10000})
+    for i in range(EVENTS):
+        order_id = uuid.uuid4()
+        event = OrderPlaced.model_validate({
+            "order_id": order_id, "customer_id": f"C-{i % 1000}",
+            "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": Decimal("9.99")}],
+            "total": Decimal("9.99"), "currency": "EUR",
+            "shipping_address": {"recipient": "Ada", "street": "Main St 1", "city": "Berlin",
+                                 "postal_code": "10115", "country": "DE"},
+        })  # fmt: skip
+        message = factory.message(event, order_id, None)
+        while True:
+            try:
+                producer.produce(topic, message.payload, message.key, headers=list(message.headers.items()))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def bare_loop(bootstrap: str, topic: str, dsn: str, parsed_schema: object) -> float:
+    consumer = Consumer(consumer_config(bootstrap, f"bench-bare-{uuid.uuid4()}"))
+    consumer.subscribe([topic])
+    seen = 0
+    started = None
+    with psycopg.connect(dsn) as conn:
+        while seen < EVENTS:
+            msgs = consumer.consume(BATCH, 1.0)
+            if not msgs:
+                continue
+            started = started or time.perf_counter()
+            rows = []
+            last: dict[int, int] = {}
+            for msg in msgs:
+                record = fastavro.schemaless_reader(io.BytesIO(msg.value()[5:]), parsed_schema, None)
+                rows.append((record["envelope"]["event_id"], record["order_id"]))
+                last[msg.partition()] = msg.offset()
+            with conn.cursor() as cur:
+                cur.executemany("INSERT INTO bare_rows (event_id, order_id) VALUES (%s, %s)", rows)
+            conn.commit()
+            consumer.commit(
+                offsets=[TopicPartition(topic, p, o + 1) for p, o in last.items()], asynchronous=True
+            )
+            seen += len(msgs)
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer.close()
+    return seen / elapsed
+
+
+def runtime_loop(
+    bootstrap: str, topic: str, engine, codec: EventCodec, dead_letters: str, handler=trivial_handler
+) -> float:
+    group = f"bench-runtime-{uuid.uuid4()}"
+    consumer = EventConsumer(
+        settings=ConsumerSettings(
+            group=group, topics=[topic], dead_letter_topic=dead_letters, batch_size=BATCH
+        ),
+        consumer=Consumer(consumer_config(bootstrap, group)),
+        dead_letter_producer=Producer(producer_config(bootstrap)),
+        engine=engine,
+        codec=codec,
+        factory=MessageFactory(codec, "bench", lambda t: f"{topic}.out"),
+        handlers={OrderPlaced: handler},
+    )
+    stop = threading.Event()
+    seen = 0
+    started = None
+    while seen < EVENTS:
+        n = consumer.poll_once(stop)
+        if n and started is None:
+            started = time.perf_counter()
+        seen += n
+    elapsed = time.perf_counter() - (started or time.perf_counter())
+    consumer._close()
+    return seen / elapsed
+
+
+def report(label: str, events_per_second: float) -> None:
+    print(f"{label:58} {events_per_second:10,.0f} events/s", flush=True)
+
+
+def main() -> None:
+    settings = get_settings()
+    bootstrap = settings.kafka_bootstrap_servers
+    tag = uuid.uuid4().hex[:8]
+    topic, out_topic, dlt = f"bench.{tag}", f"bench.{tag}.out", f"bench.{tag}.dlt"
+    role = f"bench_{tag}"
+    admin_dsn = libpq_dsn(settings.admin_database_url().set(database="shop"))
+    url = settings.database_url("order").set(username=role, password=f"pw-{tag}")
+    kafka = AdminClient({"bootstrap.servers": bootstrap})
+    for f in kafka.create_topics([NewTopic(topic, PARTITIONS, 1), NewTopic(out_topic, PARTITIONS, 1),
+                                  NewTopic(dlt, 1, 1)]).values():  # fmt: skip
+        f.result(30)
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(f"pw-{tag}"))
+        )
+        conn.execute(sql.SQL("GRANT CONNECT ON DATABASE shop TO {}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("CREATE SCHEMA {0} AUTHORIZATION {0}").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("ALTER ROLE {0} SET search_path = {0}").format(sql.Identifier(role)))
+    engine = create_engine(url.render_as_string(hide_password=False), pool_size=2)
+    runtime_metadata.create_all(engine)
+    with psycopg.connect(libpq_dsn(url)) as conn:
+        conn.execute("CREATE TABLE bare_rows (event_id uuid NOT NULL, order_id uuid NOT NULL)")
+        conn.commit()
+
+    provider = configure_tracing("bench-core", settings.otel_exporter_otlp_endpoint, SAMPLING)
+    try:
+        codec = EventCodec(schema_registry(settings.schema_registry_url))
+        codec.register([OrderPlaced, PaymentCompleted])
+        print(f"producing {EVENTS} OrderPlaced to {topic} ({PARTITIONS} partitions)...", flush=True)
+        t = time.perf_counter()
+        produce_orders(bootstrap, MessageFactory(codec, "bench", lambda _: topic), topic)
+        print(f"  produced in {time.perf_counter() - t:.1f}s", flush=True)
+
+        a = bare_loop(bootstrap, topic, libpq_dsn(url), codec.registered(OrderPlaced).parsed)
+        report("(a) bare loop: consume, fastavro decode, batched insert", a)
+        b = runtime_loop(bootstrap, topic, engine, codec, dlt)
+        report(f"(b) runtime: idempotent, outbox, tracing {SAMPLING:.0%}", b)
+        b0 = runtime_loop(bootstrap, topic, engine, codec, dlt, handler=silent_handler)
+        report("(b0) runtime, handler emitting nothing", b0)
+        relay = OutboxRelay(
+            engine, role, Producer(producer_config(bootstrap)), RelaySettings(batch_size=1000)
+        )
+        t = time.perf_counter()
+        published = 0
+        while (n := relay.relay_once()) > 0:
+            published += n
+        c = published / (time.perf_counter() - t)
+        report(f"(c) outbox relay, {published} rows", c)
+        print(f"ratio b/a: {b / a:.2f} (goal >= 0.70); b0/a: {b0 / a:.2f}")
+    finally:
+        provider.shutdown()
+        engine.dispose()
+        with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))
+        for f in kafka.delete_topics([topic, out_topic, dlt]).values():
+            f.result(30)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""The infrastructure of docker-compose.yml, brought up by testcontainers (needs a Docker engine).
+
+Used only when SHOP_TESTCONTAINERS=1. Ports are the compose file's own; the settings are pointed at
+them, and topics, roles and schemas are provisioned by the same code the local stack uses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from testcontainers.compose import DockerCompose
+
+REPO = Path(__file__).resolve().parents[1]
+INFRASTRUCTURE = ["kafka", "schema-registry", "postgres", "jaeger"]
+
+
+def start() -> DockerCompose:
+    compose = DockerCompose(REPO, compose_file_name="docker-compose.yml", services=INFRASTRUCTURE, wait=True)
+    compose.start()
+    # Confluent's registry serves its API at the root (Apicurio, in the local stack, under a path).
+    os.environ["SCHEMA_REGISTRY_URL"] = "http://localhost:8081"
+
+    from shared.provision import ensure_roles_and_schemas, ensure_topics
+    from shared.settings import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    ensure_topics(settings.kafka_bootstrap_servers)
+    ensure_roles_and_schemas(settings)
+    return compose

@@ -1,0 +1,88 @@
+"""Tests run against whichever stack the environment names (default: the local one on the usual ports).
+
+With SHOP_TESTCONTAINERS=1 (`make test-containers`, needs Docker) the session first brings up the
+infrastructure of docker-compose.yml through testcontainers and points the settings at it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import pytest
+
+from shared.settings import Settings, get_settings
+
+_compose_stack = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _compose_stack
+    if os.environ.get("SHOP_TESTCONTAINERS") == "1":
+        from tests.compose_stack import start
+
+        _compose_stack = start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _compose_stack is not None:
+        _compose_stack.stop()
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> None:
+    """Fail the whole run at once, with what to do, rather than test by test on timeouts."""
+    endpoints = {
+        "kafka": "//" + settings.kafka_bootstrap_servers.split(",")[0],
+        "schema registry": settings.schema_registry_url,
+        "jaeger (otlp)": settings.otel_exporter_otlp_endpoint,
+        "postgres": settings.admin_database_url().render_as_string(),
+    }
+    down = []
+    for name, url in endpoints.items():
+        parts = urlsplit(url)
+        if not _reachable(parts.hostname or "localhost", parts.port or 0):
+            down.append(f"{name} at {parts.hostname}:{parts.port}")
+    if down:
+        pytest.exit(
+            "stack not reachable: " + ", ".join(down) + ". Start it: `make stack-up` (no Docker) or "
+            "`docker compose up -d` (then see README: pointing the tests at compose).",
+            returncode=3,
+        )
+
+
+@pytest.fixture(scope="session")
+def tracer_provider(settings: Settings):
+    """The test process's tracer provider (one per process), sampling everything it starts."""
+    from shared.messaging.tracing import configure_tracing
+
+    provider = configure_tracing("tests", settings.otel_exporter_otlp_endpoint, 1.0)
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short unique suffix, so tests never collide with each other or with earlier runs."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def kafka_config(settings: Settings) -> Iterator[dict[str, str]]:
+    yield {"bootstrap.servers": settings.kafka_bootstrap_servers}

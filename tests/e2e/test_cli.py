@@ -1,0 +1,238 @@
+"""shopctl against the real stack and running services, run as the installed command."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from shared.messaging.relay import producer_config
+from shared.settings import PROCESSES, SERVICES
+from shared.topics import dead_letter_topic, events_topic
+from tests.e2e.support import REPO
+
+SHOPCTL = shutil.which("shopctl") or str(Path(os.sys.executable).parent / "shopctl")
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def shopctl(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [SHOPCTL, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+def high_watermarks(settings, topics) -> dict[str, int]:
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "cli-tests"})
+    try:
+        return {
+            f"{t}[{p}]": consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
+            for t in topics
+            for p in consumer.list_topics(t, timeout=10).topics[t].partitions
+        }
+    finally:
+        consumer.close()
+
+
+def test_place_an_order_wait_for_it_and_follow_it(services, customer, sku):
+    placed = shopctl("order", "place", "--customer", customer, "--item", f"{sku}:2@3.00", "--wait")
+    assert placed.returncode == 0, placed.stderr
+    order_id = re.search(rf"order ({UUID}) placed", placed.stdout)[1]
+    correlation = re.search(rf"correlation id ({UUID})", placed.stdout)[1]
+    assert "outcome: completed" in placed.stdout, placed.stdout[-600:]
+    for step in ("OrderPlaced", "PaymentCompleted", "StockReserved", "ShipmentCreated", "OrderCompleted"):
+        assert step in placed.stdout
+
+    for args in ([order_id], ["--correlation", correlation]):
+        shown = shopctl("order", "show", *args)
+        assert shown.returncode == 0, shown.stderr
+        assert f"order {order_id}" in shown.stdout and "outcome: completed" in shown.stdout
+        assert re.search(r"trace: http://\S+/trace/[0-9a-f]{32}", shown.stdout)
+        assert re.search(r"payment\s+│ PaymentCompleted, amount=6.00", shown.stdout)
+
+
+def test_publish_validates_then_publishes_each_event(services, tap, customer, sku, tmp_path):
+    def payload(country: str) -> dict:
+        return {
+            "order_id": str(__import__("uuid").uuid4()),
+            "customer_id": customer,
+            "items": [{"sku": sku, "quantity": 1, "unit_price": "2.50"}],
+            "total": "2.50",
+            "currency": "EUR",
+            "shipping_address": {
+                "recipient": "R",
+                "street": "S 1",
+                "city": "C",
+                "postal_code": "1",
+                "country": country,
+            },
+        }
+
+    one = payload("DE")
+    result = shopctl("publish", "OrderPlaced", "--json", json.dumps(one))
+    assert result.returncode == 0, result.stderr
+    assert one["order_id"] in result.stdout and "order.events" in result.stdout
+    events = tap.wait_terminal(__import__("uuid").UUID(one["order_id"]))
+    assert {e["source"] for e in events if e["event_type"] == "OrderPlaced"} == {"shopctl"}
+
+    batch = [payload("DE"), payload("US")]
+    jsonl = tmp_path / "orders.jsonl"
+    jsonl.write_text("\n".join(json.dumps(p) for p in batch) + "\n")
+    result = shopctl("publish", "OrderPlaced", "--file", str(jsonl))
+    assert result.returncode == 0, result.stderr
+    assert all(p["order_id"] in result.stdout for p in batch)
+
+
+BAD_INPUT = [
+    (["publish", "OrderPlaced", "--json", "{not json"], 2, "--json: invalid JSON at line 1 column 2"),
+    (
+        ["publish", "OrderPlaced", "--json", '{"order_id": "7f0c0e4e-5d5c-4a7e-9a51-0c1d2b3a4f5e"}'],
+        2,
+        "--json: customer_id: Field required",
+    ),
+    (
+        [
+            "publish",
+            "OrderPlaced",
+            "--json",
+            json.dumps(
+                {
+                    "order_id": "7f0c0e4e-5d5c-4a7e-9a51-0c1d2b3a4f5e",
+                    "customer_id": "C-1",
+                    "items": "lots",
+                    "total": "1.00",
+                    "currency": "EUR",
+                    "shipping_address": {
+                        "recipient": "R",
+                        "street": "S",
+                        "city": "C",
+                        "postal_code": "1",
+                        "country": "DE",
+                    },
+                }
+            ),
+        ],
+        2,
+        "--json: items: Input should be a valid tuple",
+    ),
+    (["publish", "OrderShipped", "--json", "{}"], 2, "unknown event type 'OrderShipped'; known: OrderPlaced"),
+    (["order", "place", "--customer", "C-1000", "--item", "SKU-NOPE:1"], 2, "unknown SKU SKU-NOPE"),
+    (
+        ["order", "place", "--customer", "bob", "--item", "SKU-MUG:1"],
+        2,
+        "--customer 'bob': expected C- followed by",
+    ),
+    (
+        ["order", "place", "--customer", "C-1000", "--item", "SKU-MUG:0"],
+        2,
+        "quantity must be a positive whole number",
+    ),
+    (
+        ["order", "place", "--customer", "C-1000", "--item", "SKU-MUG:-3"],
+        2,
+        "quantity must be a positive whole number",
+    ),
+    (["order", "place", "--customer", "C-1000", "--item", "SKU-MUG"], 2, "expected SKU:QTY or SKU:QTY@PRICE"),
+    (["order", "show", "not-a-uuid"], 2, "ORDER_ID 'not-a-uuid': not a UUID"),
+    (["dlq", "show", "nowhere:1"], 2, "expected DLT_TOPIC:OFFSET"),
+    (["load", "--orders", "0"], 2, "--orders 0: must be positive"),
+    (["load", "--fail-mix", "payment=2"], 2, "share must be between 0 and 1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"), BAD_INPUT, ids=[" ".join(a[:3]) for a, _, _ in BAD_INPUT]
+)
+def test_bad_input_gets_one_clear_line_an_exit_code_and_publishes_nothing(
+    settings, services, args, code, message
+):
+    topics = [events_topic(s) for s in SERVICES]
+    time.sleep(0.5)  # let anything still in flight from earlier tests land
+    before = high_watermarks(settings, topics)
+    result = shopctl(*args)
+    assert result.returncode == code, (result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert high_watermarks(settings, topics) == before, "nothing published"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "Kafka unreachable at 127.0.0.1:1"),
+        ({"SCHEMA_REGISTRY_URL": "http://127.0.0.1:1"}, "schema registry unreachable at http://127.0.0.1:1"),
+    ],
+)
+def test_an_unreachable_broker_or_registry_is_named_and_nothing_is_published(
+    settings, services, env, message
+):
+    topics = [events_topic(s) for s in SERVICES]
+    before = high_watermarks(settings, topics)
+    result = shopctl("order", "place", "--customer", "C-1000", "--item", "SKU-MUG:1", env=env, timeout=60)
+    assert result.returncode == 3, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert high_watermarks(settings, topics) == before
+
+
+def test_load_publishes_at_a_rate_and_reports_every_outcome(services):
+    result = shopctl("load", "--orders", "30", "--rate", "15", "--fail-mix", "payment=0.2,shipping=0.2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"no outcome\s+│ 0\b", result.stdout)
+    counts = {
+        m[0].strip(): int(m[1]) for m in re.findall(r"│ (completed|cancelled: \w+)\s*│ (\d+)", result.stdout)
+    }
+    assert sum(counts.values()) == 30 and counts["completed"] > 0
+    for figure in ("published", "ended", "latency p50", "latency p95", "latency p99", "latency max"):
+        assert figure in result.stdout
+
+
+def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_it(settings, services):
+    before = high_watermarks(settings, [dead_letter_topic(p) for p in PROCESSES])
+    producer = Producer(producer_config(settings.kafka_bootstrap_servers))
+    producer.produce(events_topic("order"), value=b"garbage, not avro", key=b"cli-dlq-test")
+    assert producer.flush(30) == 0
+
+    # Every group hearing order.events dead-letters it, and carries on.
+    dlt = dead_letter_topic("payment")
+    deadline = time.monotonic() + 60
+    while high_watermarks(settings, [dlt])[f"{dlt}[0]"] == before[f"{dlt}[0]"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    position = f"{dlt}:{before[f'{dlt}[0]']}"
+
+    listed = shopctl("dlq", "list", "--topic", dlt)
+    assert listed.returncode == 0 and position in listed.stdout and "undecodable" in listed.stdout
+    shown = shopctl("dlq", "show", position)
+    assert shown.returncode == 0
+    assert "dlt_consumer_group: payment" in shown.stdout and "payload does not decode" in shown.stdout
+
+    after_first = high_watermarks(settings, [dead_letter_topic(p) for p in PROCESSES])
+    replayed = shopctl("dlq", "replay", position)
+    assert replayed.returncode == 0, replayed.stderr
+    assert (
+        "for group payment" in replayed.stdout and "failed again in payment: undecodable" in replayed.stdout
+    )
+    time.sleep(2)
+    final = high_watermarks(settings, [dead_letter_topic(p) for p in PROCESSES])
+    grew = {t for t in final if final[t] != after_first[t]}
+    assert grew == {f"{dlt}[0]"}, "only the group that failed it saw the replay"
+
+
+def test_status_shows_every_component_and_service(services):
+    result = shopctl("status")
+    assert result.returncode == 0, result.stdout
+    for name in ("kafka", "schema registry", "postgres", "jaeger (otlp)", *PROCESSES):
+        assert re.search(rf"{re.escape(name)}\s.*(reachable|healthy)", result.stdout), name

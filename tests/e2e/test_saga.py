@@ -1,0 +1,174 @@
+"""The choreographed saga end to end: every path, the final state in each service's schema, and the
+chain of events (one correlation id; each causation id pointing at an event that caused it)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from services.payment.domain import Customer
+from services.seed import seed_customers
+from services.shipping.domain import tracking_number_for
+from tests.e2e.support import eventually
+
+# Which events may have caused each event. Where a service waits for two facts (inventory: lines and
+# payment; shipping: address and reservation; order: all of them), the cause is whichever came last.
+CAUSES = {
+    "OrderPlaced": {None},
+    "PaymentCompleted": {"OrderPlaced"},
+    "PaymentFailed": {"OrderPlaced"},
+    "StockReserved": {"OrderPlaced", "PaymentCompleted"},
+    "StockReservationFailed": {"OrderPlaced", "PaymentCompleted"},
+    "ShipmentCreated": {"OrderPlaced", "StockReserved"},
+    "ShipmentFailed": {"OrderPlaced", "StockReserved"},
+    "StockReleased": {"ShipmentFailed"},
+    "PaymentRefunded": {"StockReservationFailed", "ShipmentFailed"},
+    "OrderCompleted": {"OrderPlaced", "PaymentCompleted", "StockReserved", "ShipmentCreated"},
+    "OrderCancelled": {
+        "OrderPlaced",
+        "PaymentCompleted",
+        "PaymentFailed",
+        "StockReserved",
+        "StockReservationFailed",
+        "ShipmentFailed",
+        "StockReleased",
+        "PaymentRefunded",
+    },
+}
+
+
+def assert_chain(events: list[dict[str, str]], expected_types: list[str]) -> None:
+    assert sorted(e["event_type"] for e in events) == sorted(expected_types)
+    by_id = {e["event_id"]: e for e in events}
+    assert len(by_id) == len(events), "no event published twice"
+    [placed] = [e for e in events if e["event_type"] == "OrderPlaced"]
+    for e in events:
+        assert e["correlation_id"] == placed["correlation_id"], e
+        cause = by_id.get(e.get("causation_id")) if e.get("causation_id") else None
+        assert (cause["event_type"] if cause else None) in CAUSES[e["event_type"]], e
+        assert e["topic"] == f"{e['source']}.events" or e["event_type"] == "OrderPlaced"
+
+
+def test_happy_path_completes_the_order(storefront, tap, schemas, customer, sku):
+    order, _ = storefront.place(customer, [(sku, 2, "9.99")])
+    events = tap.wait_terminal(order.order_id)
+
+    assert_chain(
+        events, ["OrderPlaced", "PaymentCompleted", "StockReserved", "ShipmentCreated", "OrderCompleted"]
+    )
+    row = schemas.one(
+        "order", "SELECT status, reason, tracking_number FROM orders WHERE order_id = %s", order.order_id
+    )
+    assert row == {
+        "status": "completed",
+        "reason": None,
+        "tracking_number": tracking_number_for(order.order_id),
+    }
+    history = schemas.rows(
+        "order", "SELECT event_type FROM order_history WHERE order_id = %s ORDER BY seq", order.order_id
+    )
+    assert sorted(h["event_type"] for h in history) == sorted(
+        ["OrderPlaced", "PaymentCompleted", "StockReserved", "ShipmentCreated"]
+    )
+    assert schemas.one("payment", "SELECT balance FROM customers WHERE customer_id = %s", customer) == {
+        "balance": Decimal("80.02")
+    }
+    assert schemas.one(
+        "payment", "SELECT status, amount FROM payments WHERE order_id = %s", order.order_id
+    ) == {"status": "charged", "amount": Decimal("19.98")}
+    # Inventory hears ShipmentCreated alongside the order service, and settles on its own time.
+    eventually(
+        lambda: schemas.one(
+            "inventory", "SELECT available, reserved, shipped FROM stock WHERE sku = %s", sku
+        ),
+        {"available": 8, "reserved": 0, "shipped": 2},
+    )
+    assert schemas.one(
+        "shipping", "SELECT tracking_number, country FROM shipments WHERE order_id = %s", order.order_id
+    ) == {"tracking_number": tracking_number_for(order.order_id), "country": "DE"}
+
+
+@pytest.mark.parametrize(
+    ("balance", "blocked", "reason"),
+    [("0.50", False, "insufficient funds"), ("100.00", True, "customer is blocked")],
+)
+def test_a_failed_payment_cancels_the_order_and_touches_nothing_else(
+    storefront, tap, schemas, settings, unique, sku, balance, blocked, reason
+):
+    customer = f"C-{unique}"
+    seed_customers(settings.database_url("payment"), [Customer(customer, Decimal(balance), blocked)])
+    order, _ = storefront.place(customer, [(sku, 1, "5.00")])
+    events = tap.wait_terminal(order.order_id)
+
+    assert_chain(events, ["OrderPlaced", "PaymentFailed", "OrderCancelled"])
+    assert schemas.one("order", "SELECT status, reason FROM orders WHERE order_id = %s", order.order_id) == {
+        "status": "cancelled",
+        "reason": f"PaymentFailed: {reason}",
+    }
+    assert schemas.one("payment", "SELECT balance FROM customers WHERE customer_id = %s", customer) == {
+        "balance": Decimal(balance)
+    }
+    assert schemas.one("inventory", "SELECT available, reserved FROM stock WHERE sku = %s", sku) == {
+        "available": 10,
+        "reserved": 0,
+    }
+    assert schemas.rows("shipping", "SELECT 1 FROM shipments WHERE order_id = %s", order.order_id) == []
+
+
+def test_a_failed_reservation_refunds_the_payment_and_cancels(storefront, tap, schemas, customer, sku):
+    order, _ = storefront.place(customer, [(sku, 2, "10.00"), ("SKU-DOES-NOT-EXIST", 1, "1.00")])
+    events = tap.wait_terminal(order.order_id)
+
+    assert_chain(
+        events,
+        ["OrderPlaced", "PaymentCompleted", "StockReservationFailed", "PaymentRefunded", "OrderCancelled"],
+    )
+    assert schemas.one("order", "SELECT status, reason FROM orders WHERE order_id = %s", order.order_id) == {
+        "status": "cancelled",
+        "reason": "StockReservationFailed: unknown SKU SKU-DOES-NOT-EXIST",
+    }
+    assert schemas.one("payment", "SELECT balance FROM customers WHERE customer_id = %s", customer) == {
+        "balance": Decimal("100.00")
+    }
+    assert schemas.one("payment", "SELECT status FROM payments WHERE order_id = %s", order.order_id) == {
+        "status": "refunded"
+    }
+    assert schemas.one("inventory", "SELECT available, reserved FROM stock WHERE sku = %s", sku) == {
+        "available": 10,
+        "reserved": 0,
+    }, "all lines or none"
+
+
+def test_a_failed_shipment_releases_the_stock_refunds_and_cancels(storefront, tap, schemas, customer, sku):
+    order, _ = storefront.place(customer, [(sku, 3, "7.00")], country="US")
+    events = tap.wait_terminal(order.order_id)
+
+    assert_chain(
+        events,
+        [
+            "OrderPlaced",
+            "PaymentCompleted",
+            "StockReserved",
+            "ShipmentFailed",
+            "StockReleased",
+            "PaymentRefunded",
+            "OrderCancelled",
+        ],
+    )
+    assert schemas.one("order", "SELECT status, reason FROM orders WHERE order_id = %s", order.order_id) == {
+        "status": "cancelled",
+        "reason": "ShipmentFailed: we do not ship to US",
+    }
+    assert schemas.one("payment", "SELECT balance FROM customers WHERE customer_id = %s", customer) == {
+        "balance": Decimal("100.00")
+    }
+    assert schemas.one("inventory", "SELECT available, reserved, shipped FROM stock WHERE sku = %s", sku) == {
+        "available": 10,
+        "reserved": 0,
+        "shipped": 0,
+    }
+    assert schemas.one("inventory", "SELECT state FROM reservations WHERE order_id = %s", order.order_id) == {
+        "state": "released"
+    }
+    assert schemas.rows("shipping", "SELECT 1 FROM shipments WHERE order_id = %s", order.order_id) == []

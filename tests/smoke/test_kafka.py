@@ -1,0 +1,65 @@
+"""Kafka is a real broker: topics are created, and records keep their keys and per-partition order."""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from shared.topics import TOPICS
+
+
+def test_produce_and_consume_through_a_new_topic(kafka_config, unique):
+    admin = AdminClient(kafka_config)
+    topic = f"smoke.{unique}"
+    admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])[topic].result(timeout=30)
+    try:
+        producer = Producer({**kafka_config, "enable.idempotence": True, "acks": "all"})
+        sent = [(f"order-{i % 4}", f"event-{i}") for i in range(40)]
+        reports = []
+        for key, value in sent:
+            producer.produce(topic, key=key, value=value, on_delivery=lambda err, msg: reports.append(err))
+        assert producer.flush(30) == 0
+        assert reports == [None] * len(sent)
+
+        consumer = Consumer(
+            {
+                **kafka_config,
+                "group.id": f"smoke-{unique}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([topic])
+        received = []
+        try:
+            while len(received) < len(sent):
+                msg = consumer.poll(10)
+                assert msg is not None, f"only {len(received)} of {len(sent)} records came back"
+                assert msg.error() is None, msg.error()
+                received.append((msg.key().decode(), msg.value().decode(), msg.partition()))
+        finally:
+            consumer.close()
+
+        # Same key, same partition, in the order sent.
+        for key in {k for k, _ in sent}:
+            assert [v for k, v, _ in received if k == key] == [v for k, v in sent if k == key]
+            assert len({p for k, _, p in received if k == key}) == 1
+    finally:
+        admin.delete_topics([topic])[topic].result(timeout=30)
+
+
+def test_every_system_topic_exists_as_specified(kafka_config):
+    topics = AdminClient(kafka_config).list_topics(timeout=10).topics
+    for spec in TOPICS:
+        assert spec.name in topics, f"{spec.name} missing: run `python -m shared.provision topics`"
+        assert len(topics[spec.name].partitions) == spec.partitions
+
+
+def test_topics_are_not_created_by_accident(kafka_config, unique):
+    """auto.create.topics.enable=false: producing to a misspelt topic fails instead of creating it."""
+    producer = Producer({**kafka_config, "message.timeout.ms": 3000})
+    errors = []
+    producer.produce(f"no-such-topic.{unique}", value=b"x", on_delivery=lambda err, msg: errors.append(err))
+    producer.flush(10)
+    assert errors and errors[0] is not None
+    assert f"no-such-topic.{unique}" not in AdminClient(kafka_config).list_topics(timeout=10).topics

@@ -1,0 +1,155 @@
+"""docker-compose.yml cannot run here: check its structure, and that it agrees with the local stack
+(same ports, same versions, same Kafka settings) and with the settings model (same variable names)."""
+
+from __future__ import annotations
+
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+from dotenv import dotenv_values
+
+from shared.settings import HEALTH_PORTS, PROCESSES, Settings
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "deploy" / "local"))
+
+from localstack import install  # noqa: E402
+from localstack.components import all_components  # noqa: E402
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+ONE_SHOT = {"kafka-init", "postgres-init", "seed"}
+INFRASTRUCTURE = {"kafka", "schema-registry", "postgres", "jaeger"}
+SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+
+def host_ports(service: str) -> set[int]:
+    return {int(str(p).split(":")[0]) for p in SERVICES[service].get("ports", [])}
+
+
+def test_the_infrastructure_and_its_init_jobs_are_there():
+    assert set(SERVICES) >= INFRASTRUCTURE | ONE_SHOT
+
+
+@pytest.mark.parametrize("name", sorted(set(SERVICES) - ONE_SHOT))
+def test_every_long_running_service_has_a_healthcheck(name):
+    check = SERVICES[name].get("healthcheck", {})
+    assert check.get("test"), f"{name} has no healthcheck"
+    assert check.get("retries", 0) > 0 and "interval" in check
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_dependency_waits_for_health_or_completion(name):
+    for dependency, how in SERVICES[name].get("depends_on", {}).items():
+        assert dependency in SERVICES
+        wanted = "service_completed_successfully" if dependency in ONE_SHOT else "service_healthy"
+        assert how == {"condition": wanted}, f"{name} -> {dependency}"
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_image_is_pinned(name):
+    image = SERVICES[name]["image"]
+    assert re.fullmatch(r"[\w./-]+:[\w.-]+", image), image
+    assert not image.endswith(":latest")
+
+
+def test_one_shot_jobs_run_the_shared_provisioning_and_the_seed():
+    assert SERVICES["kafka-init"]["command"] == ["python", "-m", "shared.provision", "topics"]
+    assert SERVICES["postgres-init"]["command"] == ["python", "-m", "shared.provision", "database"]
+    assert SERVICES["seed"]["command"] == ["python", "-m", "services.seed"]
+    for job in ONE_SHOT:
+        assert SERVICES[job]["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert (REPO / SERVICES[job]["build"]["dockerfile"]).is_file()
+
+
+@pytest.mark.parametrize("service", PROCESSES)
+def test_each_service_runs_from_the_one_image_with_its_health_port(service):
+    spec = SERVICES[service]
+    assert spec["build"]["dockerfile"] == "deploy/Dockerfile" and spec["image"] == SERVICES["seed"]["image"]
+    assert spec["command"] == ["python", "-m", f"services.{service}"]
+    port = HEALTH_PORTS[service]
+    assert spec["environment"]["HEALTH_PORT"] == port and spec["environment"]["HEALTH_HOST"] == "0.0.0.0"
+    assert host_ports(service) == {port}
+    assert set(spec["environment"]) <= SETTING_NAMES
+    assert spec["depends_on"]["kafka-init"] == {"condition": "service_completed_successfully"}
+    assert spec["depends_on"]["postgres-init"] == {"condition": "service_completed_successfully"}
+
+
+def test_host_ports_are_the_local_stack_ports():
+    local = {c.name: set(c.ports.values()) for c in all_components(Settings())}
+    # The controller listener stays inside each stack.
+    assert host_ports("kafka") == local["kafka"] - {9093}
+    assert host_ports("schema-registry") == local["schema-registry"]
+    assert host_ports("postgres") == local["postgres"]
+    assert host_ports("jaeger") == local["jaeger"]
+
+
+def test_app_containers_are_configured_through_the_settings_names():
+    for job in ONE_SHOT:
+        environment = SERVICES[job]["environment"]
+        assert set(environment) <= SETTING_NAMES, set(environment) - SETTING_NAMES
+        assert [e["path"] for e in SERVICES[job]["env_file"]] == [".env.example", ".env"]
+
+
+def test_env_example_defines_every_setting_without_a_default_and_nothing_unknown():
+    values = dotenv_values(REPO / ".env.example")
+    assert {f"{s.upper()}_DATABASE_URL" for s in PROCESSES} <= set(values)
+    # Besides settings: the official postgres image's variables, and passwords the URLs interpolate.
+    others = {"POSTGRES_USER", "POSTGRES_PASSWORD", "SCHEMA_REGISTRY_DB_PASSWORD"}
+    passwords = {k for k in values if k.endswith("_DB_PASSWORD")}
+    assert set(values) - SETTING_NAMES - others - passwords == set()
+    assert all("${" not in (v or "") for v in values.values()), "every ${VAR} must resolve"
+
+
+def test_kafka_settings_match_the_local_broker():
+    local = {}
+    for line in (REPO / "deploy/local/kafka/server.properties").read_text().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            local[key] = value
+    compose = {
+        k.removeprefix("KAFKA_").lower().replace("_", "."): str(v)
+        for k, v in SERVICES["kafka"]["environment"].items()
+        if k.startswith("KAFKA_")
+    }
+    # Listeners, addresses and paths differ by design; everything else must agree.
+    differ = {
+        "listeners",
+        "advertised.listeners",
+        "listener.security.protocol.map",
+        "controller.quorum.voters",
+        "log.dirs",
+    }
+    shared_keys = (set(local) & set(compose)) - differ
+    assert len(shared_keys) >= 12
+    for key in shared_keys:
+        assert compose[key] == local[key], key
+    assert set(local) - differ <= set(compose), "every local broker setting has a compose twin"
+
+
+def test_versions_agree_with_the_local_stack():
+    pom = ET.parse(REPO / "deploy/local/kafka/pom.xml").getroot()
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    kafka_version = pom.find("m:properties/m:kafka.version", ns).text
+    assert SERVICES["kafka"]["image"] == f"apache/kafka:{kafka_version}"
+
+    # Jaeger v2.N is released together with module v1.(63+N).
+    go_mod = (REPO / "deploy/local/jaeger/go.mod").read_text()
+    minor = int(re.search(r"github.com/jaegertracing/jaeger v1\.(\d+)\.0", go_mod).group(1))
+    assert SERVICES["jaeger"]["image"] == f"jaegertracing/jaeger:2.{minor - 63}.0"
+
+    # Confluent Platform 8.1 pairs with Kafka 4.1.
+    cp_minor = re.search(r"cp-schema-registry:8\.(\d+)\.", SERVICES["schema-registry"]["image"]).group(1)
+    assert kafka_version.startswith(f"4.{cp_minor}.")
+
+    pg_major = install.postgres_bin_dir().parts[-2]
+    assert SERVICES["postgres"]["image"].startswith(f"postgres:{pg_major}.")
+
+
+def test_jaeger_runs_the_local_stacks_config():
+    assert "./deploy/local/jaeger/config.yaml:/etc/jaeger/config.yaml:ro" in SERVICES["jaeger"]["volumes"]
+    assert SERVICES["jaeger"]["command"] == ["--config", "/etc/jaeger/config.yaml"]

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from services.payment.domain import Customer
-from services.seed import COUNTRIES, seed_countries, seed_customers, seed_stock
+from services.seed import seed, seed_customers, seed_stock
 from shared.contracts import OrderPlaced
 from shared.messaging.publisher import EventPublisher
 from shared.settings import HEALTH_PORTS, PROCESSES
@@ -28,7 +28,7 @@ def services(stack, settings, tmp_path_factory):
     try:
         for process in started:
             process.wait_healthy()
-        seed_countries(settings.database_url("shipping"), COUNTRIES)
+        seed(settings)  # the demo data the CLI and load tests use
         yield
     finally:
         for process in started:

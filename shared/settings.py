@@ -9,6 +9,7 @@ OpenTelemetry's `OTEL_*`, and one database URL per service.
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -27,9 +28,14 @@ HEALTH_PORTS: dict[ServiceName, int] = {
 }  # fmt: skip
 
 
+# The checkout's root: its .env files apply wherever a command is run from. (An installed copy without
+# them reads the environment alone.)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=(".env.example", ".env"),
+        env_file=(REPO_ROOT / ".env.example", REPO_ROOT / ".env"),
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,

@@ -62,6 +62,7 @@ class _Reader:
     writer: Any
     # None when the writer's schema is our own: fastavro then skips schema resolution.
     reader: Any
+    type_name: str
 
 
 class EventCodec:
@@ -80,7 +81,7 @@ class EventCodec:
             version = self._registry.lookup_schema(subject, schema).version
             parsed = fastavro.parse_schema(avro_schema(event_type))
             self._registered[event_type] = Registered(event_type, subject, schema_id, version, parsed)
-            self._readers[schema_id] = _Reader(event_type, parsed, None)
+            self._readers[schema_id] = _Reader(event_type, parsed, None, event_type.type_name())
 
     def warm(self, event_types: Iterable[type[Event]]) -> None:
         """Load the readers of what this process consumes now, not on its first message."""
@@ -121,11 +122,17 @@ class EventCodec:
             )
         except Exception as exc:  # fastavro raises many kinds on corrupt input
             raise UndecodableMessage(f"Avro body does not decode with schema {schema_id}: {exc!r}") from exc
+        if not isinstance(record, dict) or "envelope" not in record:
+            raise InvalidRecord(f"schema {schema_id} has no envelope: not an event of this system")
         try:
             envelope = Envelope.model_validate(record.pop("envelope"))
-            return envelope, reader.event_type.model_validate(record)
+            event = reader.event_type.model_validate(record)
         except ValidationError as exc:
             raise InvalidRecord(_summary(exc)) from exc
+        if envelope.event_type != reader.type_name:
+            # Handlers are chosen by the envelope's type: it must name the record it travels with.
+            raise InvalidRecord(f"envelope says {envelope.event_type}, the record is {reader.type_name}")
+        return envelope, event
 
     def _load_reader(self, schema_id: int) -> _Reader:
         try:
@@ -146,7 +153,9 @@ class EventCodec:
         same = fastavro.schema.to_parsing_canonical_form(
             writer_json
         ) == fastavro.schema.to_parsing_canonical_form(ours)
-        reader = _Reader(event_type, writer, None if same else fastavro.parse_schema(ours))
+        reader = _Reader(
+            event_type, writer, None if same else fastavro.parse_schema(ours), event_type.type_name()
+        )
         self._readers[schema_id] = reader
         return reader
 

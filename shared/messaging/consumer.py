@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from uuid import UUID
 
 import psycopg
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -27,7 +27,14 @@ from shared.messaging import metrics
 from shared.messaging.codec import EventCodec
 from shared.messaging.dead_letters import REPLAY_GROUP, DeadLetter, dead_letter
 from shared.messaging.errors import PoisonMessage, RetriesExhausted, TransientError
-from shared.messaging.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE, KafkaHeaders, header
+from shared.messaging.headers import (
+    CAUSATION_ID,
+    CORRELATION_ID,
+    EVENT_ID,
+    EVENT_TYPE,
+    KafkaHeaders,
+    header,
+)
 from shared.messaging.logs import message_context
 from shared.messaging.outbox import add_to_outbox
 from shared.messaging.publishing import MessageFactory, OutgoingMessage
@@ -39,6 +46,7 @@ from shared.messaging.tracing import (
     extract_from,
     forwarding,
     is_sampled,
+    trace_id_of,
     tracer,
 )
 from shared.messaging.unit_of_work import UnitOfWork
@@ -61,8 +69,10 @@ class ConsumerSettings:
     dead_letter_topic: str
     batch_size: int = 500
     poll_timeout: float = 0.5
-    # Attempts for failures that may be the message's own (a handler's unexpected error, a deadlock).
-    # Infrastructure outages (database or registry unreachable) are retried for as long as they last.
+    # Attempts for failures that may be the message's own (a handler's unexpected error, a database
+    # error that is not an outage). Outages (database or registry unreachable) and concurrency conflicts
+    # (deadlock, serialization failure: another transaction's doing, never the message's) are retried
+    # for as long as they last.
     max_attempts: int = 5
     backoff: Backoff = field(default_factory=Backoff)
     lag_every: float = 5.0
@@ -89,17 +99,31 @@ def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
 @dataclass(slots=True)
 class _Item:
     msg: Message
+    topic: str
+    partition: int
+    offset: int
+    headers: KafkaHeaders  # read once: Message.headers() builds a new list on every call
     envelope: Envelope | None = None
     event: Event | None = None
     poison: PoisonMessage | None = None
     attempts: int = 0
     dead_lettered: bool = False
+    committed: bool = False  # its transaction committed (handled, or skipped as handled before)
 
 
 class _MessageFailed(Exception):
     def __init__(self, item: _Item, cause: BaseException) -> None:
         super().__init__(str(cause))
         self.item = item
+        self.cause = cause
+
+
+class _BatchFailed(Exception):
+    """A database error that is no outage and that no single handler raised (e.g. at commit)."""
+
+    def __init__(self, items: list[_Item], cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.items = items
         self.cause = cause
 
 
@@ -138,6 +162,7 @@ class EventConsumer:
         self._m_ignored = metrics.MESSAGES_IGNORED.labels(group)
         self._m_duplicates = metrics.DUPLICATES_SKIPPED.labels(group)
         self._m_batch = metrics.BATCH_SECONDS.labels(group)
+        self._m_commit_failed = metrics.COMMIT_FAILURES.labels(group)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -156,9 +181,10 @@ class EventConsumer:
             self._consumer.subscribe(
                 list(self._s.topics), on_assign=self._on_assign, on_revoke=self._on_revoke
             )
+        # Revocations seen from here on (inside consume, or during a retry's wait) drop their messages.
+        self._revoked.clear()
         msgs = self._next_batch()
         self.last_poll = time.monotonic()
-        self._revoked.clear()
         if msgs:
             started = time.perf_counter()
             items = self._items(msgs)
@@ -192,30 +218,40 @@ class EventConsumer:
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.error("consumer error: %s", err)
                 continue
-            items.append(_Item(msg))
+            topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
+            items.append(_Item(msg, topic, partition, offset, msg.headers()))
         return items
 
     def _process(self, items: list[_Item], stop: threading.Event) -> bool:
         """Handle a batch until it commits; False if asked to stop before it could."""
         attempt = 0
+        one_by_one = False  # after a failure no message could be blamed for: find the one
         while True:
-            items[:] = [i for i in items if (i.msg.topic(), i.msg.partition()) not in self._revoked]
+            self._drop_revoked(items)
             try:
                 self._decode(items)
-                self._handle_in_one_transaction(items)
+                if one_by_one:
+                    for item in items:
+                        self._handle_in_one_transaction([item])
+                else:
+                    self._handle_in_one_transaction(items)
                 self._send_dead_letters(items)
                 return True
             except _Retry:
                 continue  # an item turned out poison: at once, without it
+            except _BatchFailed as failed:
+                if len(failed.items) > 1:
+                    log.warning("batch failed, retried one message at a time: %s", failed.cause)
+                    one_by_one = True
+                    continue
+                failure = _MessageFailed(failed.items[0], failed.cause)
+                reason, delay = self._failed(failure)
+                if delay is None:
+                    continue
             except _MessageFailed as failed:
-                failed.item.attempts += 1
-                item, cause = failed.item, failed.cause
-                if item.attempts >= self._s.max_attempts:
-                    item.poison = RetriesExhausted(
-                        f"{type(cause).__name__}: {cause} (after {item.attempts} attempts)"
-                    )
+                reason, delay = self._failed(failed)
+                if delay is None:
                     continue  # at once: the batch goes on without it
-                reason, delay = type(failed.cause).__name__, self._s.backoff.delay(failed.item.attempts)
             except (TransientError, OperationalError, psycopg.OperationalError) as exc:
                 attempt += 1
                 reason, delay = type(exc).__name__, self._s.backoff.delay(attempt)
@@ -224,19 +260,52 @@ class EventConsumer:
             if not self._wait(delay, stop):
                 return False
 
+    def _failed(self, failed: _MessageFailed) -> tuple[str, float | None]:
+        """Count an attempt of the message that failed; (reason, delay), or no delay: it is poison now."""
+        item, cause = failed.item, failed.cause
+        item.attempts += 1
+        if item.attempts >= self._s.max_attempts:
+            item.poison = RetriesExhausted(cause, item.attempts)
+            return type(cause).__name__, None
+        return type(cause).__name__, self._s.backoff.delay(item.attempts)
+
     def _wait(self, delay: float, stop: threading.Event) -> bool:
         """Back off while staying in the group: paused partitions, polls that only serve callbacks."""
-        assignment = self._consumer.assignment()
-        self._consumer.pause(assignment)
+        self._consumer.pause(self._consumer.assignment())
         try:
             deadline = time.monotonic() + delay
             while (left := deadline - time.monotonic()) > 0:
                 if stop.is_set():
                     return False
-                self._consumer.poll(min(left, 0.5))  # rebalance callbacks run here; paused: no messages
+                msg = self._consumer.poll(min(left, 0.5))  # rebalance callbacks run here
+                if msg is not None and msg.error() is None:
+                    # From a partition assigned during the wait, so not paused: put it back, pause it.
+                    self._consumer.seek(TopicPartition(msg.topic(), msg.partition(), msg.offset()))
+                    self._consumer.pause(self._consumer.assignment())
         finally:
             self._consumer.resume(self._consumer.assignment())
         return True
+
+    def _drop_revoked(self, items: list[_Item]) -> None:
+        """Forget messages of partitions revoked since they were fetched: their new owner handles them."""
+        if not self._revoked:
+            return
+        first_dropped: dict[tuple[str, int], int] = {}
+        kept = []
+        for item in items:
+            tp = (item.topic, item.partition)
+            if tp in self._revoked:
+                first_dropped[tp] = min(first_dropped.get(tp, item.offset), item.offset)
+            else:
+                kept.append(item)
+        items[:] = kept
+        for (topic, partition), offset in first_dropped.items():
+            if (topic, partition) in self.assigned:
+                # Revoked and given back meanwhile: the fetch position moved past what was dropped.
+                try:
+                    self._consumer.seek(TopicPartition(topic, partition, offset))
+                except KafkaException as exc:
+                    log.error("could not rewind %s[%d] to %d: %s", topic, partition, offset, exc)
 
     # -- one batch --------------------------------------------------------------------------------
 
@@ -244,8 +313,7 @@ class EventConsumer:
         for item in items:
             if item.event is not None or item.poison is not None or item.dead_lettered:
                 continue
-            msg = item.msg
-            headers = msg.headers()
+            headers = item.headers
             replay_for = header(headers, REPLAY_GROUP)
             declared_type = header(headers, EVENT_TYPE)
             if (replay_for and replay_for != self._s.group) or (
@@ -253,12 +321,12 @@ class EventConsumer:
             ):
                 continue  # not for this group: no need to even decode it
             try:
-                item.envelope, item.event = self._codec.decode(msg.value())
+                item.envelope, item.event = self._codec.decode(item.msg.value())
             except PoisonMessage as exc:
                 item.poison = exc
 
     def _handle_in_one_transaction(self, items: list[_Item]) -> None:
-        todo = [i for i in items if i.event is not None and i.poison is None]
+        todo = [i for i in items if i.event is not None and i.poison is None and not i.committed]
         ignored = [i for i in todo if i.event.type_name() not in self._handlers]  # type: ignore[union-attr]
         if ignored:
             self._m_ignored.inc(len(ignored))
@@ -283,7 +351,9 @@ class EventConsumer:
         except DBAPIError as exc:
             if _transient(exc):
                 raise TransientError(str(exc.orig or exc)) from exc
-            raise
+            raise _BatchFailed(todo, exc) from exc
+        for item in todo:
+            item.committed = True
         for item in handled_now:
             self._m_handled[item.event.type_name()].inc()  # type: ignore[union-attr]
         if self._hooks.after_db_commit:
@@ -304,7 +374,7 @@ class EventConsumer:
         assert envelope is not None and event is not None
         name = envelope.event_type
         with (
-            self._trace(item.msg, envelope) as trace_id,
+            self._trace(item, envelope) as trace_id,
             message_context(
                 event_id=str(envelope.event_id),
                 event_type=name,
@@ -331,29 +401,28 @@ class EventConsumer:
             self._m_latency[name].observe(time.perf_counter() - started)
             return out
 
-    def _trace(self, msg: Message, envelope: Envelope) -> AbstractContextManager[str | None]:
-        headers = msg.headers()
-        traceparent = header(headers, TRACEPARENT)
+    def _trace(self, item: _Item, envelope: Envelope) -> AbstractContextManager[str | None]:
+        traceparent = header(item.headers, TRACEPARENT)
         if traceparent is not None and not is_sampled(traceparent):
             return forwarding(traceparent)
-        return self._consumer_span(msg, envelope, headers)
+        return self._consumer_span(item, envelope)
 
     @contextmanager
-    def _consumer_span(self, msg: Message, envelope: Envelope, headers: KafkaHeaders) -> Iterator[str | None]:
-        topic = msg.topic()
+    def _consumer_span(self, item: _Item, envelope: Envelope) -> Iterator[str | None]:
+        topic = item.topic
         with tracer.start_as_current_span(
-            f"process {topic}", context=extract_from(headers), kind=SpanKind.CONSUMER
+            f"process {topic}", context=extract_from(item.headers), kind=SpanKind.CONSUMER
         ) as span:
             if span.is_recording():
                 span.set_attributes(
                     {
                         "messaging.system": "kafka",
                         "messaging.operation.type": "process",
-                        "messaging.destination.name": topic or "",
+                        "messaging.destination.name": topic,
                         "messaging.consumer.group.name": self._s.group,
                         "messaging.message.id": str(envelope.event_id),
-                        "messaging.destination.partition.id": str(msg.partition()),
-                        "messaging.kafka.offset": msg.offset() or 0,
+                        "messaging.destination.partition.id": str(item.partition),
+                        "messaging.kafka.offset": item.offset,
                         "shop.event_type": envelope.event_type,
                         "shop.correlation_id": str(envelope.correlation_id),
                     }
@@ -376,18 +445,19 @@ class EventConsumer:
                 headers=letter.headers,
                 on_delivery=lambda err, _m: failures.append(err) if err else None,
             )
-            headers = item.msg.headers()
+            headers = item.headers
             with message_context(
                 event_id=header(headers, EVENT_ID),
                 event_type=header(headers, EVENT_TYPE),
                 correlation_id=header(headers, CORRELATION_ID),
                 causation_id=header(headers, CAUSATION_ID),
+                trace_id=trace_id_of(header(headers, TRACEPARENT)),
             ):
                 log.error(
                     "dead-lettered %s[%d]@%d: %s: %s",
-                    item.msg.topic(),
-                    item.msg.partition(),
-                    item.msg.offset(),
+                    item.topic,
+                    item.partition,
+                    item.offset,
                     item.poison.kind,
                     item.poison,
                 )
@@ -398,14 +468,22 @@ class EventConsumer:
             item.dead_lettered = True  # sent: a retry of this batch must not send it again
 
     def _commit_offsets(self, items: list[_Item]) -> None:
+        """Synchronously, so that a failure is seen and a revocation never overtakes the commit."""
         last: dict[tuple[str, int], int] = {}
         for item in items:
-            key = (item.msg.topic(), item.msg.partition())
-            last[key] = max(last.get(key, -1), item.msg.offset())
-        if last:
+            key = (item.topic, item.partition)
+            last[key] = max(last.get(key, -1), item.offset)
+        if not last:
+            return
+        try:
             self._consumer.commit(
-                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=True
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
             )
+        except KafkaException as exc:
+            # The database has the batch: its messages come again (to us or the partitions' new owner)
+            # and are skipped as handled. Nothing is lost; only work is repeated.
+            self._m_commit_failed.inc()
+            log.warning("offset commit failed, the batch will be redelivered and skipped: %s", exc)
 
     # -- group membership -------------------------------------------------------------------------
 
@@ -421,13 +499,13 @@ class EventConsumer:
         log.info("revoked %s", sorted(f"{t}[{p}]" for t, p in revoked))
 
     def _report_lag(self) -> None:
+        # Positions and high watermarks are both known locally: no broker round trip on this thread.
         try:
-            assignment = self._consumer.assignment()
-            committed = self._consumer.committed(assignment, timeout=5) if assignment else []
-        except Exception as exc:  # lag is informative only; never let it stop consumption
+            positions = self._consumer.position(self._consumer.assignment())
+        except KafkaException as exc:  # lag is informative only; never let it stop consumption
             log.debug("lag not available: %s", exc)
             return
-        for tp in committed:
+        for tp in positions:
             _, high = self._consumer.get_watermark_offsets(tp, cached=True)
             if high is not None and high >= 0:
                 position = tp.offset if tp.offset >= 0 else 0

@@ -46,6 +46,7 @@ def dead_letter(msg: Message, group: str, dlt_topic: str, error: BaseException, 
     _, timestamp = msg.timestamp()
     kind = getattr(error, "kind", "error")
     text = str(error) or type(error).__name__
+    cause = getattr(error, "cause", None) or error
     return DeadLetter(
         topic=dlt_topic,
         key=msg.key(),
@@ -57,7 +58,7 @@ def dead_letter(msg: Message, group: str, dlt_topic: str, error: BaseException, 
             (ORIGINAL_OFFSET, str(msg.offset())),
             (ORIGINAL_TIMESTAMP, str(timestamp)),
             (CONSUMER_GROUP, group),
-            (ERROR_CLASS, f"{type(error).__module__}.{type(error).__qualname__}"),
+            (ERROR_CLASS, f"{type(cause).__module__}.{type(cause).__qualname__}"),
             (ERROR_KIND, kind),
             (ERROR_MESSAGE, text[:4000]),
             (ATTEMPTS, str(attempts)),

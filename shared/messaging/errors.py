@@ -33,7 +33,13 @@ class HandlerRejected(PoisonMessage):
 
 
 class RetriesExhausted(PoisonMessage):
+    """A failure that kept happening: the dead letter names the cause's class, not this one."""
+
     kind = "retries-exhausted"
+
+    def __init__(self, cause: BaseException, attempts: int) -> None:
+        super().__init__(f"{type(cause).__name__}: {cause} (after {attempts} attempts)")
+        self.cause = cause
 
 
 class TransientError(Exception):

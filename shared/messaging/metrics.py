@@ -31,8 +31,13 @@ BATCH_SECONDS = Histogram(
     ["group"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+COMMIT_FAILURES = Counter(
+    "shop_offset_commit_failures_total",
+    "Offset commits the broker refused (e.g. during a rebalance); the batch is redelivered and skipped.",
+    ["group"],
+)
 CONSUMER_LAG = Gauge(
-    "shop_consumer_lag", "High watermark minus committed position.", ["group", "topic", "partition"]
+    "shop_consumer_lag", "High watermark minus the consumer's position.", ["group", "topic", "partition"]
 )
 OUTBOX_BACKLOG = Gauge("shop_outbox_backlog", "Outbox rows not yet published.", ["schema"])
 OUTBOX_PUBLISHED = Counter("shop_outbox_published_total", "Outbox rows published to Kafka.", ["schema"])

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import psycopg
-from confluent_kafka import KafkaError, Producer
+from confluent_kafka import KafkaError, KafkaException, Producer
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import DBAPIError
 
@@ -35,8 +35,14 @@ class RelaySettings:
     # Fallback when a notification is missed (e.g. the LISTEN connection was being re-established).
     poll_interval: float = 1.0
     delivery_timeout: float = 30.0
+    # Published rows are kept a while for inspection; they are never read again by the relay.
     retention: timedelta = timedelta(days=7)
+    # Handled-event records must outlive every copy of the event a consumer could still be given: the
+    # topic keeps events 7 days (longer, until their segment rolls), and a group idle past the
+    # broker's offsets retention (7 days) starts again from the earliest event.
+    handled_retention: timedelta = timedelta(days=28)
     cleanup_every: float = 60.0
+    backlog_every: float = 5.0
 
 
 def producer_config(bootstrap_servers: str) -> dict[str, object]:
@@ -55,19 +61,23 @@ class OutboxRelay:
         self,
         engine: Engine,
         schema: str,
-        producer: Producer,
+        bootstrap_servers: str,
         settings: RelaySettings | None = None,
         listen_dsn: str | None = None,
     ) -> None:
         self._engine = engine
         self._schema = schema
-        self._producer = producer
+        self._producer_config = producer_config(bootstrap_servers)
+        self._producer = Producer(self._producer_config)
         self._settings = settings or RelaySettings()
         self._listen_dsn = listen_dsn
         # One lock per schema: every instance of a service contends for the same one.
         self._lock_key = zlib.crc32(f"outbox:{schema}".encode())
         self._backoff = Backoff(initial=0.2, maximum=5.0)
         self._last_cleanup = 0.0
+        self._last_backlog = 0.0
+        # When the relay last went through the outbox without an error (health reads it).
+        self.last_ok = time.monotonic()
         self.after_publish: Callable[[list[int]], None] | None = None  # a test's hook to die mid-way
 
     def relay_once(self) -> int:
@@ -99,18 +109,29 @@ class OutboxRelay:
             if err is not None:
                 failures.append(err)
 
-        for topic, key, payload, headers in messages:
-            while True:
-                try:
-                    self._producer.produce(
-                        topic, value=payload, key=key, headers=list(headers.items()), on_delivery=delivered
-                    )
-                    break
-                except BufferError:
-                    # Local queue full: let deliveries drain, then go on.
-                    self._producer.poll(0.1)
+        try:
+            for topic, key, payload, headers in messages:
+                while True:
+                    try:
+                        self._producer.produce(
+                            topic,
+                            value=payload,
+                            key=key,
+                            headers=list(headers.items()),
+                            on_delivery=delivered,
+                        )
+                        break
+                    except BufferError:
+                        # Local queue full: let deliveries drain, then go on.
+                        self._producer.poll(0.1)
+        except KafkaException as exc:  # refused before sending, e.g. a message larger than allowed
+            failures.append(exc.args[0])
         remaining = self._producer.flush(self._settings.delivery_timeout)
         if remaining or failures:
+            if any(f.fatal() for f in failures):
+                # An idempotent producer that hit a fatal error can never send again: start afresh.
+                log.error("relay producer failed fatally, replacing it: %s", failures[0])
+                self._producer = Producer(self._producer_config)
             reason = failures[0] if failures else f"{remaining} messages undelivered"
             raise RelayError(f"{len(failures)} of {len(messages)} not acknowledged: {reason}")
 
@@ -123,11 +144,14 @@ class OutboxRelay:
 
     def clean_up(self) -> tuple[int, int]:
         """Delete published rows and handled-event records older than the retention."""
-        cutoff = func.now() - self._settings.retention
         with self._engine.begin() as conn:
-            published = conn.execute(delete(outbox).where(outbox.c.published_at < cutoff)).rowcount
+            published = conn.execute(
+                delete(outbox).where(outbox.c.published_at < func.now() - self._settings.retention)
+            ).rowcount
             handled = conn.execute(
-                delete(processed_events).where(processed_events.c.processed_at < cutoff)
+                delete(processed_events).where(
+                    processed_events.c.processed_at < func.now() - self._settings.handled_retention
+                )
             ).rowcount
         return published, handled
 
@@ -142,7 +166,8 @@ class OutboxRelay:
                         pass
                     self._housekeeping()
                     attempt = 0
-                except (RelayError, DBAPIError, psycopg.Error) as exc:
+                    self.last_ok = time.monotonic()
+                except (RelayError, KafkaException, DBAPIError, psycopg.Error) as exc:
                     attempt += 1
                     delay = self._backoff.delay(attempt)
                     log.warning("relay failed (attempt %d), retrying in %.1fs: %s", attempt, delay, exc)
@@ -164,8 +189,10 @@ class OutboxRelay:
                 return
 
     def _housekeeping(self) -> None:
-        metrics.OUTBOX_BACKLOG.labels(self._schema).set(self.backlog())
         now = time.monotonic()
+        if now - self._last_backlog >= self._settings.backlog_every:  # a count: not at every wake-up
+            self._last_backlog = now
+            metrics.OUTBOX_BACKLOG.labels(self._schema).set(self.backlog())
         if now - self._last_cleanup >= self._settings.cleanup_every:
             self._last_cleanup = now
             published, handled = self.clean_up()

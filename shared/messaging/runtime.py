@@ -85,26 +85,32 @@ class Service:
         self.relay = OutboxRelay(
             self.engine,
             definition.schema or self.engine.url.username or definition.name,
-            Producer(producer_config(settings.kafka_bootstrap_servers)),
+            settings.kafka_bootstrap_servers,
             definition.relay,
             listen_dsn=libpq_dsn(self.engine.url),
         )
         self._relay_thread = threading.Thread(target=self._run_relay, name="outbox-relay", daemon=True)
+        self.failed = False
 
     def _run_relay(self) -> None:
         try:
             self.relay.run(self.stop)
         except Exception:
             log.exception("outbox relay stopped on an unexpected error")
+            self.failed = True
             self.stop.set()  # a service that cannot publish must not keep consuming
 
     def health(self) -> dict[str, object]:
-        since_poll = time.monotonic() - self.consumer.last_poll
+        now = time.monotonic()
+        since_poll = now - self.consumer.last_poll
         relay_alive = self._relay_thread.is_alive()
+        # A relay that keeps failing (broker away, a row it cannot send) is alive but not publishing.
+        since_relayed = now - self.relay.last_ok
         return {
-            "healthy": relay_alive and since_poll < 60 and not self.stop.is_set(),
+            "healthy": relay_alive and since_poll < 60 and since_relayed < 60 and not self.stop.is_set(),
             "service": self.definition.name,
             "seconds_since_poll": round(since_poll, 1),
+            "seconds_since_relay_ok": round(since_relayed, 1),
             "assigned_partitions": len(self.consumer.assigned),
             "relay_alive": relay_alive,
         }
@@ -125,6 +131,8 @@ class Service:
             self._relay_thread.join(timeout=30)
             self.engine.dispose()
             log.info("%s stopped", self.definition.name)
+        if self.failed:
+            raise SystemExit(1)  # a supervisor restarts it; exiting 0 would say all was well
 
 
 def run_service(definition: ServiceDefinition, settings: Settings) -> None:

@@ -18,6 +18,8 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from shared.messaging.headers import KafkaHeaders
 
 _propagator = TraceContextTextMapPropagator()
+# Computed once: the propagator builds a new set on every access.
+_PROPAGATED = frozenset(_propagator.fields)
 tracer = trace.get_tracer("shop.messaging")
 TRACEPARENT = "traceparent"
 
@@ -69,9 +71,16 @@ def inject_into(carrier: MutableMapping[str, str]) -> None:
 
 def extract_from(headers: KafkaHeaders) -> otel_context.Context:
     carrier: Mapping[str, str] = {
-        k: v.decode("ascii", "replace") for k, v in headers or () if v is not None and k in _propagator.fields
+        k: v.decode("ascii", "replace") for k, v in headers or () if v is not None and k in _PROPAGATED
     }
     return _propagator.extract(carrier)
+
+
+def trace_id_of(traceparent: str | None) -> str | None:
+    """The trace id in a W3C traceparent header (version-traceid-spanid-flags), if well-formed."""
+    if traceparent is None or len(traceparent) != 55:
+        return None
+    return traceparent[3:35]
 
 
 def current_trace_id() -> str | None:

@@ -178,9 +178,7 @@ def main() -> None:
         report(f"(b) runtime: idempotent, outbox, tracing {SAMPLING:.0%}", b)
         b0 = runtime_loop(bootstrap, topic, engine, codec, dlt, handler=silent_handler)
         report("(b0) runtime, handler emitting nothing", b0)
-        relay = OutboxRelay(
-            engine, role, Producer(producer_config(bootstrap)), RelaySettings(batch_size=1000)
-        )
+        relay = OutboxRelay(engine, role, bootstrap, RelaySettings(batch_size=1000))
         t = time.perf_counter()
         published = 0
         while (n := relay.relay_once()) > 0:

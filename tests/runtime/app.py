@@ -143,7 +143,7 @@ def build_relay(*, bootstrap: str, engine: Engine, schema: str, listen_dsn: str 
     return OutboxRelay(
         engine,
         schema,
-        Producer(producer_config(bootstrap)),
+        bootstrap,
         RelaySettings(batch_size=50, poll_interval=0.2),
         listen_dsn=listen_dsn,
     )

@@ -8,14 +8,13 @@ from collections import defaultdict
 from datetime import timedelta
 from uuid import uuid4
 
-from confluent_kafka import Producer
 from sqlalchemy import update
 
 from shared.contracts import PaymentCompleted
 from shared.messaging.headers import EVENT_ID, as_dict
 from shared.messaging.outbox import add_to_outbox
 from shared.messaging.publishing import MessageFactory
-from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
+from shared.messaging.relay import OutboxRelay, RelaySettings
 from shared.messaging.tables import outbox, processed_events
 from tests.runtime.app import build_consumer, build_relay, effects, record_payment
 from tests.runtime.support import drain, read_all, run_worker
@@ -119,7 +118,7 @@ def test_the_relay_wakes_on_notify_rather_than_waiting_for_its_poll(
     relay = OutboxRelay(
         database.engine,
         database.role,
-        Producer(producer_config(settings.kafka_bootstrap_servers)),
+        settings.kafka_bootstrap_servers,
         RelaySettings(poll_interval=120),
         listen_dsn=_libpq(database.url),
     )
@@ -154,8 +153,8 @@ def test_published_rows_and_old_handled_records_are_cleaned_up(settings, databas
     relay = OutboxRelay(
         database.engine,
         database.role,
-        Producer(producer_config(settings.kafka_bootstrap_servers)),
-        RelaySettings(retention=timedelta(0)),
+        settings.kafka_bootstrap_servers,
+        RelaySettings(retention=timedelta(0), handled_retention=timedelta(0)),
     )
     assert relay.clean_up() == (4, 1)
     assert database.count(outbox) == 2, "unpublished rows stay, whatever their age"

@@ -79,8 +79,12 @@ def _start(components: list[Component], what: str) -> int:
             _say(
                 f"  {c.name:16} {state}\n  {'':16} " + "  ".join(f"{k}: {v}" for k, v in c.endpoints.items())
             )
-    except (StackError, install.MissingPrerequisite, subprocess.CalledProcessError, RuntimeError) as exc:
-        _say(f"\nstack-up failed: {exc}")
+    except Exception as exc:
+        _say(
+            f"\nstack-up failed: {type(exc).__name__}: {exc}"
+            if not isinstance(exc, StackError)
+            else f"\nstack-up failed: {exc}"
+        )
         for c in reversed(launched):
             if c.process.stop():
                 _say(f"  stopped {c.name} (started by this run)")

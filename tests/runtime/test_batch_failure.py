@@ -1,0 +1,69 @@
+"""Failures no single message can be blamed for at once, and records whose envelope lies about them."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from shared.contracts import Envelope, Event, OrderPlaced
+from shared.messaging import dead_letters as dlt
+from shared.messaging.errors import InvalidRecord
+from shared.messaging.headers import as_dict
+from shared.messaging.unit_of_work import UnitOfWork
+from tests.runtime import app
+from tests.runtime.app import build_consumer, effects
+from tests.runtime.support import drain, order_placed, read_all
+
+
+def claim_customer(event: OrderPlaced, uow: UnitOfWork, envelope: Envelope) -> list[Event]:
+    """Each customer may be claimed once; the database says so only at commit (a deferred constraint)."""
+    uow.connection.execute(text("INSERT INTO claims (customer_id) VALUES (:c)"), {"c": event.customer_id})
+    return app.charge(event, uow, envelope)
+
+
+def test_a_commit_time_failure_is_narrowed_to_its_message_and_the_rest_of_the_batch_is_handled(
+    settings, database, topics, codec, storefront, unique, kafka_config
+):
+    with database.engine.begin() as conn:
+        conn.execute(
+            text(
+                "CREATE TABLE claims (customer_id text, "
+                "CONSTRAINT claims_once UNIQUE (customer_id) DEFERRABLE INITIALLY DEFERRED)"
+            )
+        )
+    first, _ = storefront.place(customer="C-twice")
+    others = [storefront.place(customer=f"C-{i}")[0] for i in range(3)]
+    second, second_message = storefront.place(customer="C-twice")
+
+    consumer = build_consumer(
+        bootstrap=settings.kafka_bootstrap_servers,
+        codec=codec,
+        engine=database.engine,
+        topics=topics,
+        group=f"g-{unique}",
+        handlers={OrderPlaced: claim_customer},
+        batch_size=50,
+        max_attempts=2,
+    )
+    # All five arrive in one batch; its commit fails, and no handler raised: which message was it?
+    drain(consumer, until=lambda: database.count(effects) == 4)
+
+    handled = {e.order_id for e in (first, *others)}
+    with database.engine.connect() as conn:
+        assert {r.order_id for r in conn.execute(effects.select())} == handled
+    (letter,) = read_all(kafka_config, topics.dead_letters, 1)
+    h = as_dict(letter.headers())
+    assert h["event_id"] == str(second_message.event_id)
+    assert h[dlt.ERROR_KIND] == "retries-exhausted"
+    assert h[dlt.ERROR_CLASS] == "sqlalchemy.exc.IntegrityError"
+    assert "claims_once" in h[dlt.ERROR_MESSAGE]
+    assert second.order_id not in handled
+
+
+def test_an_envelope_naming_another_event_type_than_its_record_is_an_invalid_record(codec, storefront):
+    message = storefront.factory.message(order_placed(), app.uuid5(app.NAMESPACE_URL, "x"), None)
+    envelope, event = codec.decode(message.payload)
+    lying = envelope.model_copy(update={"event_type": "PaymentCompleted"})
+    payload = codec.encode(lying, event)
+    with pytest.raises(InvalidRecord, match="envelope says PaymentCompleted, the record is OrderPlaced"):
+        codec.decode(payload)

@@ -1,7 +1,8 @@
 """`python -m services.seed` (`make seed`): migrate every service and load the demo's reference data.
 
-Idempotent: customers get their seeded balance back, SKUs their seeded available stock (reserved and
-shipped units are kept), countries are added. Every path of the saga can be driven with this data:
+Idempotent: what is missing is added; customers and SKUs that exist keep their balance and stock
+(money and units appear only through the saga's own refunds and releases). Every path of the saga
+can be driven with this data:
 
     customer C-1000 ... C-1009   1000.00 EUR each      -> payments succeed
     customer C-BROKE             0.50 EUR              -> PaymentFailed: insufficient funds
@@ -43,7 +44,7 @@ def seed_customers(url: URL, customers: Iterable[Customer]) -> None:
     with engine.begin() as conn:
         repo = Customers(conn)
         for customer in customers:
-            repo.upsert(customer)
+            repo.add(customer)
     engine.dispose()
 
 
@@ -52,7 +53,7 @@ def seed_stock(url: URL, stock: Mapping[str, int]) -> None:
     with engine.begin() as conn:
         levels = StockLevels(conn)
         for sku, available in stock.items():
-            levels.upsert(sku, available)
+            levels.add(sku, available)
     engine.dispose()
 
 

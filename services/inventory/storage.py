@@ -71,13 +71,13 @@ class StockLevels:
                 .values(available=item.available, reserved=item.reserved, shipped=item.shipped)
             )
 
-    def upsert(self, sku: str, available: int) -> None:
-        """Seeding: set what is available, keeping what is reserved and shipped."""
-        stmt = insert(stock).values(sku=sku, available=available)
+    def add(self, sku: str, available: int) -> None:
+        """Seeding: a SKU not stocked yet. One that is keeps its stock: resetting it would make units
+        appear from nowhere (and break `available + reserved + shipped == seeded`)."""
         self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[stock.c.sku], set_={"available": stmt.excluded.available}
-            )
+            insert(stock)
+            .values(sku=sku, available=available)
+            .on_conflict_do_nothing(index_elements=[stock.c.sku])
         )
 
 

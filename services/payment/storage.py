@@ -66,15 +66,13 @@ class Customers:
             .values(balance=customer.balance, blocked=customer.blocked)
         )
 
-    def upsert(self, customer: Customer) -> None:
-        stmt = insert(customers).values(
-            customer_id=customer.customer_id, balance=customer.balance, blocked=customer.blocked
-        )
+    def add(self, customer: Customer) -> None:
+        """Seeding: a customer not known yet. One that is keeps its balance: money appears only by
+        refunds, so that charged minus refunded always matches what was spent."""
         self._conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[customers.c.customer_id],
-                set_={"balance": stmt.excluded.balance, "blocked": stmt.excluded.blocked},
-            )
+            insert(customers)
+            .values(customer_id=customer.customer_id, balance=customer.balance, blocked=customer.blocked)
+            .on_conflict_do_nothing(index_elements=[customers.c.customer_id])
         )
 
 

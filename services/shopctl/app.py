@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from services.shopctl.orders import order_placed
 from services.shopctl.readmodel import ReadModel
 from shared.contracts import EVENT_TYPES, Event, OrderPlaced
 from shared.messaging.publisher import EventPublisher, PublishError
+from shared.messaging.tracing import configure_tracing
 from shared.settings import Settings, get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -36,8 +38,18 @@ def settings() -> Settings:
 
 
 def connect_publisher(event_types: list[type[Event]]) -> EventPublisher:
-    """Check the broker and the registry before anything is produced: fail early, publish nothing."""
+    """Check the broker and the registry before anything is produced: fail early, publish nothing.
+
+    Tracing starts here too: an event the CLI publishes starts its order's trace, which every service
+    then continues (sampled at OTEL_TRACES_SAMPLER_ARG, like everything else)."""
     s = settings()
+    provider = configure_tracing(
+        s.otel_service_name or "shopctl",
+        s.otel_exporter_otlp_endpoint,
+        s.otel_traces_sampler_arg,
+        export_timeout=3,  # a command must not hang on its way out when Jaeger is away
+    )
+    atexit.register(provider.shutdown)  # sends the spans still batched before the command exits
     try:
         AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers, "log_level": 0}).list_topics(timeout=5)
     except KafkaException as exc:
@@ -141,7 +153,9 @@ def show_order(order_id: UUID, read: ReadModel | None = None) -> None:
     console.print(f"outcome: [bold]{status.outcome(events)}[/]; correlation id {events[0]['correlation_id']}")
     trace = next((e["trace_id"] for e in events if e["trace_id"]), None)
     if trace:
-        console.print(f"trace: {settings().jaeger_query_url}/trace/{trace}")
+        jaeger = settings().jaeger_query_url
+        # The no-Docker Jaeger serves its API but no UI: both addresses, so one always works.
+        console.print(f"trace: {jaeger}/trace/{trace} (API: {jaeger}/api/traces/{trace})")
 
 
 @app.command()
@@ -217,7 +231,8 @@ app.command("status")(status.run)
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode typer returns a command's typer.Exit code instead of exiting.
+        code = app(standalone_mode=False)
     except CliError as exc:
         Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {exc}", highlight=False)
         sys.exit(exc.exit_code)
@@ -231,3 +246,4 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    sys.exit(code if isinstance(code, int) else 0)

@@ -53,13 +53,16 @@ def forwarded_traceparent() -> str | None:
     return _forwarded.get()
 
 
-def configure_tracing(service_name: str, otlp_endpoint: str, sampling_ratio: float) -> TracerProvider:
+def configure_tracing(
+    service_name: str, otlp_endpoint: str, sampling_ratio: float, export_timeout: float = 10
+) -> TracerProvider:
     """Spans go to Jaeger over OTLP; a trace's sampling is decided once, where it starts."""
     provider = TracerProvider(
         resource=Resource.create({"service.name": service_name}),
         sampler=ParentBased(TraceIdRatioBased(sampling_ratio)),
     )
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True)))
+    exporter = OTLPSpanExporter(endpoint=otlp_endpoint, insecure=True, timeout=export_timeout)
+    provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
     return provider
 

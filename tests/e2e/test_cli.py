@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -47,7 +48,7 @@ def high_watermarks(settings, topics) -> dict[str, int]:
         consumer.close()
 
 
-def test_place_an_order_wait_for_it_and_follow_it(services, customer, sku):
+def test_place_an_order_wait_for_it_and_follow_it(settings, services, customer, sku):
     placed = shopctl("order", "place", "--customer", customer, "--item", f"{sku}:2@3.00", "--wait")
     assert placed.returncode == 0, placed.stderr
     order_id = re.search(rf"order ({UUID}) placed", placed.stdout)[1]
@@ -62,6 +63,22 @@ def test_place_an_order_wait_for_it_and_follow_it(services, customer, sku):
         assert f"order {order_id}" in shown.stdout and "outcome: completed" in shown.stdout
         assert re.search(r"trace: http://\S+/trace/[0-9a-f]{32}", shown.stdout)
         assert re.search(r"payment\s+│ PaymentCompleted, amount=6.00", shown.stdout)
+
+    # The order placed from the CLI is one trace, started by shopctl and continued by every service.
+    trace_id = re.search(r"/trace/([0-9a-f]{32})", shown.stdout)[1]
+    wanted = {"shopctl", "order", "payment", "inventory", "shipping", "timeline"}
+    deadline = time.monotonic() + 30
+    while (found := jaeger_services(settings, trace_id)) != wanted:
+        assert time.monotonic() < deadline, f"trace {trace_id} has spans of {found}, wanted {wanted}"
+        time.sleep(0.5)
+
+
+def jaeger_services(settings, trace_id: str) -> set[str]:
+    response = httpx.get(f"{settings.jaeger_query_url}/api/traces/{trace_id}", timeout=5)
+    if response.status_code != 200 or not response.json().get("data"):
+        return set()
+    trace = response.json()["data"][0]
+    return {trace["processes"][s["processID"]]["serviceName"] for s in trace["spans"]}
 
 
 def test_publish_validates_then_publishes_each_event(services, tap, customer, sku, tmp_path):
@@ -229,6 +246,15 @@ def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_i
     final = high_watermarks(settings, [dead_letter_topic(p) for p in PROCESSES])
     grew = {t for t in final if final[t] != after_first[t]}
     assert grew == {f"{dlt}[0]"}, "only the group that failed it saw the replay"
+
+
+def test_status_and_load_exit_non_zero_when_something_is_down(services):
+    down = {"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+    status = shopctl("status", env=down, timeout=60)
+    assert status.returncode == 1 and re.search(r"kafka\s.*unreachable", status.stdout), status.stdout
+    # Orders whose outcome never comes: the load says so in its table and in its exit code.
+    load = shopctl("load", "--orders", "2", "--rate", "10", "--timeout", "0")
+    assert load.returncode == 1 and re.search(r"no outcome\s+│ 2\b", load.stdout), load.stdout
 
 
 def test_status_shows_every_component_and_service(services):

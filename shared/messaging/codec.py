@@ -102,10 +102,14 @@ class EventCodec:
             raise LookupError(f"{event_type.__name__} was not registered at start-up") from None
 
     def encode(self, envelope: Envelope, event: Event) -> bytes:
-        reg = self.registered(type(event))
+        return self.encode_record(type(event), {"envelope": envelope.model_dump(), **event.model_dump()})
+
+    def encode_record(self, event_type: type[Event], record: dict[str, Any]) -> bytes:
+        """An event already laid out as its Avro record (the envelope a dict under "envelope")."""
+        reg = self.registered(event_type)
         buf = io.BytesIO()
         buf.write(_HEADER.pack(_MAGIC, reg.schema_id))
-        fastavro.schemaless_writer(buf, reg.parsed, {"envelope": envelope.model_dump(), **event.model_dump()})
+        fastavro.schemaless_writer(buf, reg.parsed, record)
         return buf.getvalue()
 
     def decode(self, data: bytes | None) -> tuple[Envelope, Event]:

@@ -53,10 +53,15 @@ from shared.messaging.unit_of_work import UnitOfWork
 
 log = logging.getLogger("shop.consumer")
 
+# Records every event id of a batch as handled by the group, and answers with those that were already
+# (by an earlier delivery, or a concurrent instance whose transaction it then waits for): usually none,
+# so the answer costs nothing to read.
 _CLAIM = (
-    f"INSERT INTO {processed_events.name} (consumer_group, event_id, event_type) "
+    f"WITH claimed AS (INSERT INTO {processed_events.name} (consumer_group, event_id, event_type) "
     "SELECT %b, t.event_id, t.event_type FROM unnest(%b::uuid[], %b::text[]) AS t(event_id, event_type) "
-    "ON CONFLICT DO NOTHING RETURNING event_id"
+    "ON CONFLICT DO NOTHING RETURNING event_id) "
+    "SELECT DISTINCT t.event_id FROM unnest(%b::uuid[]) AS t(event_id) "
+    "WHERE t.event_id NOT IN (SELECT event_id FROM claimed)"
 )
 
 Handler = Callable[[Event, UnitOfWork, Envelope], Iterable[Event] | None]
@@ -86,6 +91,15 @@ class Hooks:
 
 
 def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
+    failed_commits = metrics.COMMIT_FAILURES.labels(group)
+
+    def committed(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # A refused commit (e.g. during a rebalance) costs only redelivery: the database has the batch,
+        # and its messages come again (to us or the partitions' new owner) to be skipped as handled.
+        if err is not None:
+            failed_commits.inc()
+            log.warning("offset commit failed, the batch will be redelivered and skipped: %s", err)
+
     return {
         "bootstrap.servers": bootstrap_servers,
         "group.id": group,
@@ -93,6 +107,7 @@ def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
         "enable.partition.eof": False,
+        "on_commit": committed,  # commits are asynchronous: their outcome arrives here
     }
 
 
@@ -162,7 +177,6 @@ class EventConsumer:
         self._m_ignored = metrics.MESSAGES_IGNORED.labels(group)
         self._m_duplicates = metrics.DUPLICATES_SKIPPED.labels(group)
         self._m_batch = metrics.BATCH_SECONDS.labels(group)
-        self._m_commit_failed = metrics.COMMIT_FAILURES.labels(group)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -335,16 +349,16 @@ class EventConsumer:
             return
         try:
             with self._engine.begin() as conn:
-                fresh = self._claim(conn, todo)
+                seen = self._handled_before(conn, todo)
                 uow = self._uow_factory(conn)
                 outgoing: list[OutgoingMessage] = []
                 handled_now: list[_Item] = []
                 for item in todo:
                     event_id = item.envelope.event_id  # type: ignore[union-attr]
-                    if event_id not in fresh:
+                    if event_id in seen:
                         self._m_duplicates.inc()
                         continue
-                    fresh.discard(event_id)  # a second copy within the batch is a duplicate too
+                    seen.add(event_id)  # a second copy within the batch is a duplicate too
                     outgoing.extend(self._handle(item, uow))
                     handled_now.append(item)
                 add_to_outbox(conn, outgoing)
@@ -359,14 +373,12 @@ class EventConsumer:
         if self._hooks.after_db_commit:
             self._hooks.after_db_commit()
 
-    def _claim(self, conn: Connection, items: list[_Item]) -> set[UUID]:
-        """Record every event id as handled by this group; returns those that were not already.
-
-        One statement for the batch, its ids as arrays: an id handled before (or by a concurrent
-        instance, whose transaction we then wait for) conflicts and is not returned."""
+    def _handled_before(self, conn: Connection, items: list[_Item]) -> set[UUID]:
+        """Record every event id as handled by this group, in one statement; returns the ids that this
+        group had handled already."""
         ids = [item.envelope.event_id for item in items]  # type: ignore[union-attr]
         types = [item.envelope.event_type for item in items]  # type: ignore[union-attr]
-        rows = conn.exec_driver_sql(_CLAIM, (self._s.group, ids, types))
+        rows = conn.exec_driver_sql(_CLAIM, (self._s.group, ids, types, ids))
         return {row[0] for row in rows}
 
     def _handle(self, item: _Item, uow: UnitOfWork) -> list[OutgoingMessage]:
@@ -376,10 +388,10 @@ class EventConsumer:
         with (
             self._trace(item, envelope) as trace_id,
             message_context(
-                event_id=str(envelope.event_id),
+                event_id=envelope.event_id,
                 event_type=name,
-                correlation_id=str(envelope.correlation_id),
-                causation_id=str(envelope.causation_id) if envelope.causation_id else None,
+                correlation_id=envelope.correlation_id,
+                causation_id=envelope.causation_id,
                 trace_id=trace_id,
             ),
         ):
@@ -468,22 +480,16 @@ class EventConsumer:
             item.dead_lettered = True  # sent: a retry of this batch must not send it again
 
     def _commit_offsets(self, items: list[_Item]) -> None:
-        """Synchronously, so that a failure is seen and a revocation never overtakes the commit."""
+        """Asynchronously (a round trip per batch would cost more than the batch): the outcome reaches
+        consumer_config's on_commit. A late or lost commit only means redelivery, which is absorbed."""
         last: dict[tuple[str, int], int] = {}
         for item in items:
             key = (item.topic, item.partition)
             last[key] = max(last.get(key, -1), item.offset)
-        if not last:
-            return
-        try:
+        if last:
             self._consumer.commit(
-                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=False
+                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=True
             )
-        except KafkaException as exc:
-            # The database has the batch: its messages come again (to us or the partitions' new owner)
-            # and are skipped as handled. Nothing is lost; only work is repeated.
-            self._m_commit_failed.inc()
-            log.warning("offset commit failed, the batch will be redelivered and skipped: %s", exc)
 
     # -- group membership -------------------------------------------------------------------------
 

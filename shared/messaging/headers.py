@@ -6,8 +6,7 @@ The Avro record's envelope is authoritative; the headers exist for routing, tool
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-from shared.contracts import Envelope
+from typing import Any
 
 KafkaHeaders = Sequence[tuple[str, bytes | None]] | None
 
@@ -20,17 +19,18 @@ CORRELATION_ID = "correlation_id"
 CAUSATION_ID = "causation_id"
 
 
-def envelope_headers(envelope: Envelope) -> dict[str, str]:
+def envelope_headers(envelope: dict[str, Any], occurred_at: str) -> dict[str, str]:
+    """The headers of an envelope laid out as its Avro record with ids as text (see publishing)."""
     headers = {
-        EVENT_ID: str(envelope.event_id),
-        EVENT_TYPE: envelope.event_type,
-        SCHEMA_VERSION: str(envelope.schema_version),
-        OCCURRED_AT: envelope.occurred_at.isoformat(),
-        SOURCE: envelope.source,
-        CORRELATION_ID: str(envelope.correlation_id),
+        EVENT_ID: envelope["event_id"],
+        EVENT_TYPE: envelope["event_type"],
+        SCHEMA_VERSION: str(envelope["schema_version"]),
+        OCCURRED_AT: occurred_at,
+        SOURCE: envelope["source"],
+        CORRELATION_ID: envelope["correlation_id"],
     }
-    if envelope.causation_id is not None:
-        headers[CAUSATION_ID] = str(envelope.causation_id)
+    if envelope["causation_id"] is not None:
+        headers[CAUSATION_ID] = envelope["causation_id"]
     return headers
 
 

@@ -6,22 +6,30 @@ import contextvars
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-_message: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("shop_message", default=None)
+_message: contextvars.ContextVar[dict[str, object] | None] = contextvars.ContextVar(
+    "shop_message", default=None
+)
 
 
-@contextmanager
-def message_context(**fields: str | None) -> Iterator[None]:
-    """Every log line inside carries these fields (event id, correlation id, causation id, trace id...)."""
-    token = _message.set({k: v for k, v in fields.items() if v is not None})
-    try:
-        yield
-    finally:
-        _message.reset(token)
+class message_context:
+    """Every log line inside carries these fields (event id, correlation id, causation id, trace id...).
+
+    Entered once per message: values are kept as given (UUIDs, None) and turned into text only when a
+    line is actually written, which most messages never do."""
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: object) -> None:
+        self._fields = fields
+
+    def __enter__(self) -> None:
+        self._token = _message.set(self._fields)
+
+    def __exit__(self, *_: object) -> None:
+        _message.reset(self._token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,7 +47,7 @@ class JsonFormatter(logging.Formatter):
         }
         context = _message.get()
         if context:
-            entry.update(context)
+            entry.update((k, v) for k, v in context.items() if v is not None)
         extra = getattr(record, "fields", None)
         if extra:
             entry.update(extra)

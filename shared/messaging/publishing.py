@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from opentelemetry.trace import SpanKind
 
-from shared.contracts import Envelope, Event
+from shared.contracts import Event
 from shared.messaging.codec import EventCodec
 from shared.messaging.headers import CORRELATION_ID, EVENT_ID, envelope_headers
 from shared.messaging.tracing import TRACEPARENT, forwarded_traceparent, inject_into, tracer
@@ -41,25 +41,32 @@ class MessageFactory:
         self._topic_for = topic_for
 
     def message(self, event: Event, correlation_id: UUID, causation_id: UUID | None) -> OutgoingMessage:
-        """Wrap an event in its envelope; the trace context current now travels with it."""
-        registered = self._codec.registered(type(event))
-        topic = self._topic_for(type(event))
-        # Built from values we produced ourselves: no validation needed on this path.
-        envelope = Envelope.model_construct(
-            event_id=uuid4(),
-            event_type=event.type_name(),
-            schema_version=registered.version,
-            occurred_at=datetime.now(UTC),
-            source=self._source,
-            correlation_id=correlation_id,
-            causation_id=causation_id,
-        )
+        """Wrap an event in its envelope; the trace context current now travels with it.
+
+        Runs once per event a handler decides: the envelope is laid out once, as text, for both the
+        Avro record (whose uuid fields take text as they are) and the Kafka headers."""
+        event_type = type(event)
+        name = event_type.type_name()
+        registered = self._codec.registered(event_type)
+        topic = self._topic_for(event_type)
+        event_id = uuid4()
+        occurred_at = datetime.now(UTC)
+        envelope = {
+            "event_id": str(event_id),
+            "event_type": name,
+            "schema_version": registered.version,
+            "occurred_at": occurred_at,
+            "source": self._source,
+            "correlation_id": str(correlation_id),
+            "causation_id": None if causation_id is None else str(causation_id),
+        }
         key = str(event.order_id)
-        headers = envelope_headers(envelope)
+        headers = envelope_headers(envelope, occurred_at.isoformat())
+        record = {"envelope": envelope, **event.model_dump()}
         forwarded = forwarded_traceparent()
         if forwarded is not None:
             headers[TRACEPARENT] = forwarded
-            payload = self._codec.encode(envelope, event)
+            payload = self._codec.encode_record(event_type, record)
         else:
             with tracer.start_as_current_span(f"create {topic}", kind=SpanKind.PRODUCER) as span:
                 if span.is_recording():
@@ -70,10 +77,10 @@ class MessageFactory:
                             "messaging.destination.name": topic,
                             "messaging.message.id": headers[EVENT_ID],
                             "messaging.kafka.message.key": key,
-                            "shop.event_type": envelope.event_type,
+                            "shop.event_type": name,
                             "shop.correlation_id": headers[CORRELATION_ID],
                         }
                     )
                 inject_into(headers)
-                payload = self._codec.encode(envelope, event)
-        return OutgoingMessage(envelope.event_id, envelope.event_type, topic, key, payload, headers)
+                payload = self._codec.encode_record(event_type, record)
+        return OutgoingMessage(event_id, name, topic, key, payload, headers)

@@ -7,13 +7,13 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.contracts.event import Event
-from shared.contracts.types import Quantity, Text
+from shared.contracts.types import Quantity, Sku, Text
 
 
 class StockLine(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sku: Text
+    sku: Sku
     quantity: Quantity
 
 
@@ -27,7 +27,7 @@ class StockReservationFailed(Event):
     owner: ClassVar[str] = "inventory"
 
     reason: Text
-    sku: str | None = None
+    sku: Sku | None = None
 
 
 class StockReleased(Event):

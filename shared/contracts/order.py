@@ -7,13 +7,13 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from shared.contracts.event import Event
-from shared.contracts.types import CountryCode, CurrencyCode, Money, Quantity, Text
+from shared.contracts.types import CountryCode, CurrencyCode, CustomerId, Money, Quantity, Sku, Text
 
 
 class OrderLine(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    sku: Text
+    sku: Sku
     quantity: Quantity
     unit_price: Money
 
@@ -31,7 +31,7 @@ class Address(BaseModel):
 class OrderPlaced(Event):
     owner: ClassVar[str] = "order"
 
-    customer_id: Text
+    customer_id: CustomerId
     items: tuple[OrderLine, ...] = Field(min_length=1)
     total: Money
     currency: CurrencyCode

@@ -6,14 +6,14 @@ from typing import ClassVar
 from uuid import UUID
 
 from shared.contracts.event import Event
-from shared.contracts.types import CurrencyCode, Money, Text
+from shared.contracts.types import CurrencyCode, CustomerId, Money, Text
 
 
 class PaymentCompleted(Event):
     owner: ClassVar[str] = "payment"
 
     payment_id: UUID
-    customer_id: Text
+    customer_id: CustomerId
     amount: Money
     currency: CurrencyCode
 
@@ -21,7 +21,7 @@ class PaymentCompleted(Event):
 class PaymentFailed(Event):
     owner: ClassVar[str] = "payment"
 
-    customer_id: Text
+    customer_id: CustomerId
     amount: Money
     currency: CurrencyCode
     reason: Text

@@ -36,6 +36,32 @@ def shopctl(
     )
 
 
+EVENT_TOPICS = [events_topic(s) for s in SERVICES]
+
+
+def published_by_shopctl_since(settings, before: dict[str, int]) -> int:
+    """Events with source shopctl between the offsets of `before` and now (services publish meanwhile)."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "cli-test"})
+    try:
+        found = 0
+        for position, start in before.items():
+            topic, partition = position[:-1].split("[")
+            tp = TopicPartition(topic, int(partition), start)
+            _, end = consumer.get_watermark_offsets(tp, timeout=10)
+            if end <= start:
+                continue
+            consumer.assign([tp])
+            seen = start
+            while seen < end:
+                msg = consumer.poll(10)
+                assert msg is not None, f"{position}: could not read up to {end}"
+                seen = msg.offset() + 1
+                found += dict(msg.headers() or []).get("source") == b"shopctl"
+        return found
+    finally:
+        consumer.close()
+
+
 def high_watermarks(settings, topics) -> dict[str, int]:
     consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "cli-tests"})
     try:
@@ -113,7 +139,45 @@ def test_publish_validates_then_publishes_each_event(services, tap, customer, sk
     assert all(p["order_id"] in result.stdout for p in batch)
 
 
+def valid_order(**changes) -> dict:
+    order = {
+        "order_id": "7f0c0e4e-5d5c-4a7e-9a51-0c1d2b3a4f5e",
+        "customer_id": "C-1",
+        "items": [{"sku": "SKU-MUG", "quantity": 1, "unit_price": "9.99"}],
+        "total": "9.99",
+        "currency": "EUR",
+        "shipping_address": {
+            "recipient": "R", "street": "S", "city": "C", "postal_code": "1", "country": "DE",
+        },
+    }  # fmt: skip
+    return order | changes
+
+
+def line(quantity: int = 1, sku: str = "SKU-MUG") -> list[dict]:
+    return [{"sku": sku, "quantity": quantity, "unit_price": "9.99"}]
+
+
 BAD_INPUT = [
+    (
+        ["publish", "OrderPlaced", "--json", json.dumps(valid_order(customer_id="bob"))],
+        2,
+        "--json: customer_id: String should match pattern",
+    ),
+    (
+        ["publish", "OrderPlaced", "--json", json.dumps(valid_order(items=line(sku="no such sku!")))],
+        2,
+        "--json: items.0.sku: String should match pattern",
+    ),
+    (
+        ["publish", "OrderPlaced", "--json", json.dumps(valid_order(items=line(quantity=0)))],
+        2,
+        "--json: items.0.quantity: Input should be greater than or equal to 1",
+    ),
+    (
+        ["publish", "OrderPlaced", "--file", "/nonexistent.jsonl"],
+        2,
+        "--file /nonexistent.jsonl: no such file",
+    ),
     (["publish", "OrderPlaced", "--json", "{not json"], 2, "--json: invalid JSON at line 1 column 2"),
     (
         ["publish", "OrderPlaced", "--json", '{"order_id": "7f0c0e4e-5d5c-4a7e-9a51-0c1d2b3a4f5e"}'],
@@ -176,14 +240,12 @@ BAD_INPUT = [
 def test_bad_input_gets_one_clear_line_an_exit_code_and_publishes_nothing(
     settings, services, args, code, message
 ):
-    topics = [events_topic(s) for s in SERVICES]
-    time.sleep(0.5)  # let anything still in flight from earlier tests land
-    before = high_watermarks(settings, topics)
+    before = high_watermarks(settings, EVENT_TOPICS)
     result = shopctl(*args)
     assert result.returncode == code, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
-    assert high_watermarks(settings, topics) == before, "nothing published"
+    assert published_by_shopctl_since(settings, before) == 0
 
 
 @pytest.mark.parametrize(
@@ -196,12 +258,16 @@ def test_bad_input_gets_one_clear_line_an_exit_code_and_publishes_nothing(
 def test_an_unreachable_broker_or_registry_is_named_and_nothing_is_published(
     settings, services, env, message
 ):
-    topics = [events_topic(s) for s in SERVICES]
-    before = high_watermarks(settings, topics)
-    result = shopctl("order", "place", "--customer", "C-1000", "--item", "SKU-MUG:1", env=env, timeout=60)
-    assert result.returncode == 3, result.stderr
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
-    assert high_watermarks(settings, topics) == before
+    before = high_watermarks(settings, EVENT_TOPICS)
+    for command in (
+        ["order", "place", "--customer", "C-1000", "--item", "SKU-MUG:1"],
+        ["publish", "OrderPlaced", "--json", json.dumps(valid_order())],
+        ["load", "--orders", "1"],
+    ):
+        result = shopctl(*command, env=env, timeout=60)
+        assert result.returncode == 3, (command, result.stderr)
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert published_by_shopctl_since(settings, before) == 0
 
 
 def test_load_publishes_at_a_rate_and_reports_every_outcome(services):

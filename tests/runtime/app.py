@@ -47,14 +47,14 @@ effects = Table(
 
 
 # Customers the test handler refuses; a test may change its mind (then replay the dead letter).
-REJECTED_CUSTOMERS = {"reject"}
+REJECTED_CUSTOMERS = {"C-reject"}
 
 
 def charge(event: OrderPlaced, uow: UnitOfWork, envelope: Envelope) -> list[Event]:
     if event.customer_id in REJECTED_CUSTOMERS:
         raise HandlerRejected(f"the test handler refuses customer {event.customer_id!r}")
-    if event.customer_id == "flaky":
-        raise RuntimeError("the test handler always fails for customer 'flaky'")
+    if event.customer_id == "C-flaky":
+        raise RuntimeError("the test handler always fails for customer 'C-flaky'")
     uow.connection.execute(
         insert(effects).values(
             event_id=envelope.event_id,

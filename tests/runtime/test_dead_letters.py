@@ -65,8 +65,8 @@ def test_every_kind_of_poison_is_dead_lettered_and_the_consumer_carries_on(
         wire(stranger_id, fastavro.parse_schema(stranger), {"x": "y"}), key="unknown-event-type"
     )
     # 5. the handler refuses it; 6. the handler fails every time
-    storefront.place(customer="reject")
-    storefront.place(customer="flaky")
+    storefront.place(customer="C-reject")
+    storefront.place(customer="C-flaky")
     # ... and then a good one.
     good_event, _ = storefront.place(customer="C-good")
 
@@ -120,7 +120,7 @@ def test_every_kind_of_poison_is_dead_lettered_and_the_consumer_carries_on(
 def test_a_replayed_dead_letter_reaches_only_the_group_that_failed_it(
     settings, database, topics, codec, storefront, unique, kafka_config
 ):
-    rejected, _ = storefront.place(customer="reject")
+    rejected, _ = storefront.place(customer="C-reject")
     failing = build_consumer(
         bootstrap=settings.kafka_bootstrap_servers,
         codec=codec,
@@ -136,13 +136,13 @@ def test_a_replayed_dead_letter_reaches_only_the_group_that_failed_it(
         group=f"other-{unique}",
     )
     # The other group handles the order the first time (its own effect), the failing group dead-letters it.
-    app.REJECTED_CUSTOMERS.discard("reject")
+    app.REJECTED_CUSTOMERS.discard("C-reject")
     drain(other, until=lambda: database.count(effects) == 1)
-    app.REJECTED_CUSTOMERS.add("reject")
+    app.REJECTED_CUSTOMERS.add("C-reject")
     drain(failing, until=lambda: dead_lettered(f"failing-{unique}") == 1)
 
     # The cause is fixed; the operator replays the dead letter.
-    app.REJECTED_CUSTOMERS.discard("reject")
+    app.REJECTED_CUSTOMERS.discard("C-reject")
     try:
         [letter] = read_all(kafka_config, topics.dead_letters, 1)
         replay = dlt.replay_of(letter)
@@ -153,7 +153,7 @@ def test_a_replayed_dead_letter_reaches_only_the_group_that_failed_it(
         drain(failing, until=lambda: database.count(effects) == 2)
         drain(other, until=lambda: True, then_polls=10)
     finally:
-        app.REJECTED_CUSTOMERS.add("reject")
+        app.REJECTED_CUSTOMERS.add("C-reject")
 
     # One effect per group: the replay went to the failing group only, and nothing new was dead-lettered.
     assert database.count(effects, effects.c.order_id == rejected.order_id) == 2

@@ -66,7 +66,7 @@ def test_concurrent_reservations_of_one_sku_never_oversell(settings, unique):
             paid = PaymentCompleted(
                 order_id=order.order_id,
                 payment_id=uuid4(),
-                customer_id="C",
+                customer_id="C-1",
                 amount=Decimal("1.00"),
                 currency="EUR",
             )

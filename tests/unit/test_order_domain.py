@@ -26,7 +26,7 @@ ORDER = uuid4()
 PLACED = OrderPlaced.model_validate(
     {
         "order_id": ORDER,
-        "customer_id": "C",
+        "customer_id": "C-1",
         "total": Decimal("2.00"),
         "currency": "EUR",
         "items": [{"sku": "A", "quantity": 1, "unit_price": Decimal("2.00")}],
@@ -40,7 +40,7 @@ PLACED = OrderPlaced.model_validate(
     }
 )
 PAID = PaymentCompleted(
-    order_id=ORDER, payment_id=uuid4(), customer_id="C", amount=Decimal("2.00"), currency="EUR"
+    order_id=ORDER, payment_id=uuid4(), customer_id="C-1", amount=Decimal("2.00"), currency="EUR"
 )
 REFUNDED = PaymentRefunded(
     order_id=ORDER, payment_id=uuid4(), amount=Decimal("2.00"), currency="EUR", reason="r"
@@ -50,7 +50,7 @@ RELEASED = StockReleased(order_id=ORDER, lines=(StockLine(sku="A", quantity=1),)
 
 SHIPPED = ShipmentCreated(order_id=ORDER, shipment_id=uuid4(), tracking_number="TRK-1", country="DE")
 PAYMENT_FAILED = PaymentFailed(
-    order_id=ORDER, customer_id="C", amount=Decimal("2.00"), currency="EUR", reason="insufficient funds"
+    order_id=ORDER, customer_id="C-1", amount=Decimal("2.00"), currency="EUR", reason="insufficient funds"
 )
 STOCK_FAILED = StockReservationFailed(order_id=ORDER, reason="unknown SKU A", sku="A")
 SHIPMENT_FAILED = ShipmentFailed(order_id=ORDER, reason="not DE")

@@ -6,25 +6,25 @@ import atexit
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
-from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from services.shopctl import deadletters, load, status
 from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
-from services.shopctl.orders import order_placed
-from services.shopctl.readmodel import ReadModel
-from shared.contracts import EVENT_TYPES, Event, OrderPlaced
-from shared.messaging.publisher import EventPublisher, PublishError
-from shared.messaging.tracing import configure_tracing
+from services.shopctl.readmodel import ReadModel, outcome, per_service_state
 from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from shared.contracts import Event
+    from shared.messaging.publisher import EventPublisher
+
+# What only publishing needs (the registry client, the contracts, Kafka's producer, OpenTelemetry's
+# exporter) is imported by the commands that publish: `order show` must answer well under a second,
+# and its start-up is most of that.
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 order_app = typer.Typer(no_args_is_help=True, help="Place an order, or follow one through the saga.")
@@ -42,6 +42,13 @@ def connect_publisher(event_types: list[type[Event]]) -> EventPublisher:
 
     Tracing starts here too: an event the CLI publishes starts its order's trace, which every service
     then continues (sampled at OTEL_TRACES_SAMPLER_ARG, like everything else)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    from shared.messaging.publisher import EventPublisher
+    from shared.messaging.tracing import configure_tracing
+
     s = settings()
     provider = configure_tracing(
         s.otel_service_name or "shopctl",
@@ -68,6 +75,8 @@ def connect_publisher(event_types: list[type[Event]]) -> EventPublisher:
 def publish_one(
     publisher: EventPublisher, event: Event, correlation_id: UUID | None = None
 ) -> dict[str, Any]:
+    from shared.messaging.publisher import PublishError
+
     try:
         published = publisher.publish(event, correlation_id)
     except PublishError as exc:
@@ -93,6 +102,9 @@ def place(
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 60,
 ) -> None:
     """Publish an OrderPlaced, as the storefront would."""
+    from services.shopctl.orders import order_placed
+    from shared.contracts import OrderPlaced
+
     event = order_placed(customer, item, country)
     published = publish_one(connect_publisher([OrderPlaced]), event)
     console.print(
@@ -147,10 +159,10 @@ def show_order(order_id: UUID, read: ReadModel | None = None) -> None:
     state = Table(show_header=True, title="state per service", title_justify="left")
     state.add_column("service")
     state.add_column("state")
-    for service, line in status.per_service_state(events).items():
+    for service, line in per_service_state(events).items():
         state.add_row(service, line)
     console.print(state)
-    console.print(f"outcome: [bold]{status.outcome(events)}[/]; correlation id {events[0]['correlation_id']}")
+    console.print(f"outcome: [bold]{outcome(events)}[/]; correlation id {events[0]['correlation_id']}")
     trace = next((e["trace_id"] for e in events if e["trace_id"]), None)
     if trace:
         jaeger = settings().jaeger_query_url
@@ -170,6 +182,10 @@ def publish(
     ] = None,
 ) -> None:
     """Validate payloads against the event's registered schema, then publish them."""
+    from pydantic import ValidationError
+
+    from shared.contracts import EVENT_TYPES
+
     event_cls = EVENT_TYPES.get(event_type)
     if event_cls is None:
         raise bad_input(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")

@@ -21,10 +21,7 @@ from rich.table import Table
 
 from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
 from shared.messaging import dead_letters as dlt
-from shared.messaging.codec import EventCodec, schema_registry
-from shared.messaging.errors import PoisonMessage, TransientError
 from shared.messaging.headers import as_dict
-from shared.messaging.relay import producer_config
 from shared.settings import PROCESSES, get_settings
 from shared.topics import dead_letter_topic
 
@@ -120,6 +117,10 @@ def show(position: Annotated[str, typer.Argument(help="DLT_TOPIC:OFFSET, as `dlq
     console.print(f"[bold]{position}[/] key={msg.key().decode(errors='replace') if msg.key() else None}")
     for k, v in headers.items():
         console.print(f"  {k}: {v}", highlight=False)
+    # Imported here, not at start-up: every shopctl command pays for what the module imports.
+    from shared.messaging.codec import EventCodec, schema_registry
+    from shared.messaging.errors import PoisonMessage, TransientError
+
     codec = EventCodec(schema_registry(get_settings().schema_registry_url))
     try:
         envelope, event = codec.decode(msg.value())
@@ -150,6 +151,8 @@ def replay(
         before = probe.get_watermark_offsets(TopicPartition(dlt_topic, 0), timeout=10)[1]
     finally:
         probe.close()
+    from shared.messaging.relay import producer_config
+
     s = get_settings()
     producer = Producer(producer_config(s.kafka_bootstrap_servers))
     landed: list[Message] = []

@@ -16,10 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from services.shopctl.errors import bad_input, unavailable
-from services.shopctl.orders import order_placed
 from services.shopctl.readmodel import ReadModel
-from shared.contracts import OrderPlaced
-from shared.messaging.publisher import PublishError
 from shared.settings import get_settings
 
 console = Console()
@@ -69,7 +66,11 @@ def run(
     if rate <= 0:
         raise bad_input(f"--rate {rate}: must be positive")
     mix = parse_mix(fail_mix)
+    # Imported here, not at start-up: every shopctl command pays for what the module imports.
     from services.shopctl.app import connect_publisher
+    from services.shopctl.orders import order_placed
+    from shared.contracts import OrderPlaced
+    from shared.messaging.publisher import PublishError
 
     publisher = connect_publisher([OrderPlaced])
     rng = random.Random(seed)

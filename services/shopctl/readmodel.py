@@ -63,3 +63,34 @@ class ReadModel:
                 return outcome
             time.sleep(0.2)
         return None
+
+
+# The last event of each service about an order says where that service stands.
+STATE_EVENTS = {
+    "order": ("OrderPlaced", "OrderCompleted", "OrderCancelled"),
+    "payment": ("PaymentCompleted", "PaymentFailed", "PaymentRefunded"),
+    "inventory": ("StockReserved", "StockReservationFailed", "StockReleased"),
+    "shipping": ("ShipmentCreated", "ShipmentFailed"),
+}
+
+
+def per_service_state(events: Sequence[dict[str, Any]]) -> dict[str, str]:
+    states = {}
+    for service, types in STATE_EVENTS.items():
+        mine = [e for e in events if e["event_type"] in types]
+        if not mine:
+            states[service] = "nothing yet"
+            continue
+        last = mine[-1]
+        detail = {k: v for k, v in last["payload"].items() if k in ("reason", "tracking_number", "amount")}
+        states[service] = last["event_type"] + "".join(f", {k}={v}" for k, v in detail.items())
+    return states
+
+
+def outcome(events: Sequence[dict[str, Any]]) -> str:
+    for e in events:
+        if e["event_type"] == "OrderCompleted":
+            return "completed"
+        if e["event_type"] == "OrderCancelled":
+            return f"cancelled ({e['payload']['reason']})"
+    return "in progress"

@@ -1,10 +1,8 @@
-"""`shopctl status`: every component and service, reachable or not, with lag, backlog and dead letters;
-and the per-service state of one order, derived from its timeline."""
+"""`shopctl status`: every component and service, reachable or not, with lag, backlog and dead letters."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -19,36 +17,6 @@ from shared.settings import HEALTH_PORTS, PROCESSES, Settings, get_settings
 from shared.topics import dead_letter_topic
 
 console = Console()
-
-# The last event of each service about an order says where that service stands.
-STATE_EVENTS = {
-    "order": ("OrderPlaced", "OrderCompleted", "OrderCancelled"),
-    "payment": ("PaymentCompleted", "PaymentFailed", "PaymentRefunded"),
-    "inventory": ("StockReserved", "StockReservationFailed", "StockReleased"),
-    "shipping": ("ShipmentCreated", "ShipmentFailed"),
-}
-
-
-def per_service_state(events: Sequence[dict[str, Any]]) -> dict[str, str]:
-    states = {}
-    for service, types in STATE_EVENTS.items():
-        mine = [e for e in events if e["event_type"] in types]
-        if not mine:
-            states[service] = "nothing yet"
-            continue
-        last = mine[-1]
-        detail = {k: v for k, v in last["payload"].items() if k in ("reason", "tracking_number", "amount")}
-        states[service] = last["event_type"] + "".join(f", {k}={v}" for k, v in detail.items())
-    return states
-
-
-def outcome(events: Sequence[dict[str, Any]]) -> str:
-    for e in events:
-        if e["event_type"] == "OrderCompleted":
-            return "completed"
-        if e["event_type"] == "OrderCancelled":
-            return f"cancelled ({e['payload']['reason']})"
-    return "in progress"
 
 
 def _reachable(url: str, default_port: int) -> bool:

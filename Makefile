@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STACK  := PYTHONPATH=deploy/local $(PY) -m localstack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv stack-install stack-up stack-down stack-status stack-clean seed run stop test test-containers lint format bench bench-core
+.PHONY: help venv stack-install stack-up stack-down stack-status stack-clean seed run stop test test-containers lint format bench bench-core bench-show
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -68,3 +68,6 @@ bench: venv ## End-to-end benchmark: shopctl load at several rates (stack up, se
 
 bench-core: venv ## Benchmark the messaging runtime against a bare consume-decode-insert loop
 	$(PY) -m tests.bench.core
+
+bench-show: venv ## Time `shopctl order show` with 100k orders in the read model (stack up, timeline running)
+	$(PY) -m tests.bench.show

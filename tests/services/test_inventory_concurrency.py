@@ -38,7 +38,7 @@ def test_concurrent_reservations_of_one_sku_never_oversell(settings, unique):
         OrderPlaced.model_validate(
             {
                 "order_id": uuid4(),
-                "customer_id": "C",
+                "customer_id": "C-1",
                 "total": Decimal("1.00"),
                 "currency": "EUR",
                 "items": [{"sku": sku, "quantity": 1, "unit_price": Decimal("1.00")}],

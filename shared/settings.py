@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import URL, make_url
+
+if TYPE_CHECKING:
+    # Imported where used: SQLAlchemy is a fifth of a CLI command's start-up, and shopctl's read-only
+    # commands reach PostgreSQL without it (libpq_dsn_of).
+    from sqlalchemy.engine import URL
 
 ServiceName = Literal["order", "inventory", "payment", "shipping", "timeline"]
 # The saga's services: each owns an events topic.
@@ -82,7 +86,22 @@ class Settings(BaseSettings):
     def admin_database_url(self) -> URL:
         return self._located(self.database_admin_url)
 
+    def libpq_dsn_of(self, service: ServiceName) -> str:
+        """One service role's libpq connection string, the same place as database_url(service)."""
+        from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+        raw: str = getattr(self, f"{service}_database_url")
+        params = conninfo_to_dict("postgresql://" + raw.partition("://")[2])  # without the +driver
+        if self.database_host:
+            host, _, port = self.database_host.partition(":")
+            params["host"] = host
+            if port:
+                params["port"] = port
+        return make_conninfo(**params)
+
     def _located(self, raw: str) -> URL:
+        from sqlalchemy.engine import make_url
+
         url = make_url(raw)
         if self.database_host:
             host, _, port = self.database_host.partition(":")

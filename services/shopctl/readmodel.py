@@ -11,14 +11,14 @@ import psycopg
 from psycopg.rows import dict_row
 
 from services.shopctl.errors import unavailable
-from shared.settings import Settings, libpq_dsn
+from shared.settings import Settings
 
 TERMINAL = ("OrderCompleted", "OrderCancelled")
 
 
 class ReadModel:
     def __init__(self, settings: Settings) -> None:
-        self._dsn = libpq_dsn(settings.database_url("timeline"))
+        self._dsn = settings.libpq_dsn_of("timeline")
         self._conn: psycopg.Connection | None = None
 
     def _query(self, sql: str, *params: object) -> list[dict[str, Any]]:

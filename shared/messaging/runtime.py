@@ -64,7 +64,9 @@ class Service:
     def __init__(self, definition: ServiceDefinition, settings: Settings) -> None:
         self.definition = definition
         self.stop = threading.Event()
-        self.engine: Engine = create_engine(definition.database_url, pool_size=4, pool_pre_ping=True)
+        # No pre-ping (a round trip before every batch): a connection found dead fails its batch with a
+        # transient error, the pool discards it, and the retry gets a fresh one.
+        self.engine: Engine = create_engine(definition.database_url, pool_size=4)
         registry = schema_registry(settings.schema_registry_url)
         self.codec = EventCodec(registry)
         self.codec.register(definition.publishes)

@@ -96,7 +96,7 @@ class TestTopics:
 
 
 def engine_for(url: str) -> Engine:
-    return create_engine(url, pool_size=2, pool_pre_ping=True)
+    return create_engine(url, pool_size=2)  # as the runtime's: no pre-ping
 
 
 def make_codec(registry_url: str) -> EventCodec:

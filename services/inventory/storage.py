@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     func,
     select,
 )
@@ -52,23 +53,40 @@ reservations = Table(
 )
 
 
+# Statements built once, run with parameters: building one per message (and its cache key) costs
+# more than running it.
+_LOCK_STOCK = (
+    select(stock)
+    .where(stock.c.sku.in_(bindparam("skus", expanding=True)))
+    .order_by(stock.c.sku)
+    .with_for_update()
+)
+_SAVE_STOCK = stock.update().where(stock.c.sku == bindparam("key"))
+_CREATE_RESERVATION = insert(reservations).on_conflict_do_nothing()
+_LOCK_RESERVATION = select(reservations).where(reservations.c.order_id == bindparam("key")).with_for_update()
+_SAVE_RESERVATION = (
+    reservations.update().where(reservations.c.order_id == bindparam("key")).values(updated_at=func.now())
+)
+
+
 class StockLevels:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def lock(self, skus: Iterable[str]) -> dict[str, Stock]:
-        """The stock of these SKUs, locked until the transaction ends, in SKU order (no deadlocks)."""
-        rows = self._conn.execute(
-            select(stock).where(stock.c.sku.in_(sorted(skus))).order_by(stock.c.sku).with_for_update()
-        )
+        """The stock of these SKUs, locked until the transaction ends, in SKU order. Within one order
+        that rules deadlocks out; two batches of different orders can still deadlock, and are retried."""
+        rows = self._conn.execute(_LOCK_STOCK, {"skus": sorted(skus)})
         return {r.sku: Stock(r.sku, r.available, r.reserved, r.shipped) for r in rows}
 
     def save(self, changed: Mapping[str, Stock]) -> None:
-        for item in changed.values():
+        if changed:
             self._conn.execute(
-                stock.update()
-                .where(stock.c.sku == item.sku)
-                .values(available=item.available, reserved=item.reserved, shipped=item.shipped)
+                _SAVE_STOCK,
+                [
+                    {"key": s.sku, "available": s.available, "reserved": s.reserved, "shipped": s.shipped}
+                    for s in changed.values()
+                ],
             )
 
     def add(self, sku: str, available: int) -> None:
@@ -88,13 +106,9 @@ class Reservations:
     def lock(self, order_id: UUID) -> Reservation:
         """The order's reservation, created if new, locked: concurrent handlers of one order take turns."""
         self._conn.execute(
-            insert(reservations)
-            .values(order_id=order_id, state=ReservationState.WAITING.value)
-            .on_conflict_do_nothing()
+            _CREATE_RESERVATION, {"order_id": order_id, "state": ReservationState.WAITING.value}
         )
-        row = self._conn.execute(
-            select(reservations).where(reservations.c.order_id == order_id).with_for_update()
-        ).one()
+        row = self._conn.execute(_LOCK_RESERVATION, {"key": order_id}).one()
         lines = None if row.lines is None else tuple((sku, int(q)) for sku, q in row.lines)
         return Reservation(
             row.order_id, lines, row.paid, ReservationState(row.state), row.reason, row.failed_sku
@@ -102,16 +116,15 @@ class Reservations:
 
     def save(self, r: Reservation) -> None:
         self._conn.execute(
-            reservations.update()
-            .where(reservations.c.order_id == r.order_id)
-            .values(
-                lines=None if r.lines is None else [list(line) for line in r.lines],
-                paid=r.paid,
-                state=r.state.value,
-                reason=r.reason,
-                failed_sku=r.failed_sku,
-                updated_at=func.now(),
-            )
+            _SAVE_RESERVATION,
+            {
+                "key": r.order_id,
+                "lines": None if r.lines is None else [list(line) for line in r.lines],
+                "paid": r.paid,
+                "state": r.state.value,
+                "reason": r.reason,
+                "failed_sku": r.failed_sku,
+            },
         )
 
 

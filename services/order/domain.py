@@ -50,6 +50,8 @@ class Order:
 def learn(order: Order, fact: Event) -> Order:
     """Add what a fact says about the order."""
     name = fact.type_name()
+    if name == "OrderPlaced" and order.placed:
+        return order  # placed once: a second OrderPlaced for the order (another event id) changes nothing
     order = replace(order, facts=order.facts | {name})
     if name == "OrderPlaced":
         return replace(order, customer_id=fact.customer_id, total=fact.total, currency=fact.currency)  # type: ignore[attr-defined]

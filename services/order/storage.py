@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     func,
     select,
 )
@@ -62,6 +63,14 @@ order_history = Table(
 )
 
 
+# Statements built once, run with parameters: building one per message (and its cache key) costs
+# more than running it.
+_CREATE = insert(orders).on_conflict_do_nothing()
+_LOCK = select(orders).where(orders.c.order_id == bindparam("key")).with_for_update()
+_SAVE = orders.update().where(orders.c.order_id == bindparam("key")).values(updated_at=func.now())
+_RECORD = order_history.insert()
+
+
 class Orders:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
@@ -69,11 +78,10 @@ class Orders:
     def lock(self, order_id: UUID, correlation_id: UUID) -> Order:
         """The order, created on its first fact (whichever that is), locked for this transaction."""
         self._conn.execute(
-            insert(orders)
-            .values(order_id=order_id, status=OrderStatus.OPEN.value, correlation_id=correlation_id)
-            .on_conflict_do_nothing()
+            _CREATE,
+            {"order_id": order_id, "status": OrderStatus.OPEN.value, "correlation_id": correlation_id},
         )
-        row = self._conn.execute(select(orders).where(orders.c.order_id == order_id).with_for_update()).one()
+        row = self._conn.execute(_LOCK, {"key": order_id}).one()
         return Order(
             row.order_id,
             OrderStatus(row.status),
@@ -87,32 +95,32 @@ class Orders:
 
     def save(self, order: Order) -> None:
         self._conn.execute(
-            orders.update()
-            .where(orders.c.order_id == order.order_id)
-            .values(
-                status=order.status.value,
-                facts=sorted(order.facts),
-                customer_id=order.customer_id,
-                total=order.total,
-                currency=order.currency,
-                reason=order.failure,
-                tracking_number=order.tracking_number,
-                updated_at=func.now(),
-            )
+            _SAVE,
+            {
+                "key": order.order_id,
+                "status": order.status.value,
+                "facts": sorted(order.facts),
+                "customer_id": order.customer_id,
+                "total": order.total,
+                "currency": order.currency,
+                "reason": order.failure,
+                "tracking_number": order.tracking_number,
+            },
         )
 
     def record(self, order_id: UUID, envelope: Envelope, detail: str) -> None:
         self._conn.execute(
-            order_history.insert().values(
-                order_id=order_id,
-                event_id=envelope.event_id,
-                event_type=envelope.event_type,
-                occurred_at=envelope.occurred_at,
-                source=envelope.source,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.causation_id,
-                detail=detail,
-            )
+            _RECORD,
+            {
+                "order_id": order_id,
+                "event_id": envelope.event_id,
+                "event_type": envelope.event_type,
+                "occurred_at": envelope.occurred_at,
+                "source": envelope.source,
+                "correlation_id": envelope.correlation_id,
+                "causation_id": envelope.causation_id,
+                "detail": detail,
+            },
         )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
+    bindparam,
     func,
     select,
 )
@@ -49,21 +50,27 @@ payments = Table(
 )
 
 
+# Statements built once, run with parameters: building one per message (and its cache key) costs
+# more than running it.
+_LOCK_CUSTOMER = select(customers).where(customers.c.customer_id == bindparam("key")).with_for_update()
+_SAVE_CUSTOMER = customers.update().where(customers.c.customer_id == bindparam("key"))
+_LOCK_PAYMENT = select(payments).where(payments.c.order_id == bindparam("key")).with_for_update()
+_ADD_PAYMENT = payments.insert()
+_SAVE_PAYMENT = payments.update().where(payments.c.order_id == bindparam("key")).values(updated_at=func.now())
+
+
 class Customers:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def get_for_update(self, customer_id: str) -> Customer | None:
-        row = self._conn.execute(
-            select(customers).where(customers.c.customer_id == customer_id).with_for_update()
-        ).first()
+        row = self._conn.execute(_LOCK_CUSTOMER, {"key": customer_id}).first()
         return None if row is None else Customer(row.customer_id, row.balance, row.blocked)
 
     def save(self, customer: Customer) -> None:
         self._conn.execute(
-            customers.update()
-            .where(customers.c.customer_id == customer.customer_id)
-            .values(balance=customer.balance, blocked=customer.blocked)
+            _SAVE_CUSTOMER,
+            {"key": customer.customer_id, "balance": customer.balance, "blocked": customer.blocked},
         )
 
     def add(self, customer: Customer) -> None:
@@ -81,9 +88,7 @@ class Payments:
         self._conn = conn
 
     def get_for_update(self, order_id: UUID) -> Payment | None:
-        row = self._conn.execute(
-            select(payments).where(payments.c.order_id == order_id).with_for_update()
-        ).first()
+        row = self._conn.execute(_LOCK_PAYMENT, {"key": order_id}).first()
         if row is None:
             return None
         return Payment(
@@ -98,22 +103,21 @@ class Payments:
 
     def add(self, payment: Payment) -> None:
         self._conn.execute(
-            payments.insert().values(
-                order_id=payment.order_id,
-                payment_id=payment.payment_id,
-                customer_id=payment.customer_id,
-                amount=payment.amount,
-                currency=payment.currency,
-                status=payment.status.value,
-                reason=payment.reason,
-            )
+            _ADD_PAYMENT,
+            {
+                "order_id": payment.order_id,
+                "payment_id": payment.payment_id,
+                "customer_id": payment.customer_id,
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "status": payment.status.value,
+                "reason": payment.reason,
+            },
         )
 
     def save(self, payment: Payment) -> None:
         self._conn.execute(
-            payments.update()
-            .where(payments.c.order_id == payment.order_id)
-            .values(status=payment.status.value, reason=payment.reason, updated_at=func.now())
+            _SAVE_PAYMENT, {"key": payment.order_id, "status": payment.status.value, "reason": payment.reason}
         )
 
 

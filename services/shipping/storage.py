@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import Boolean, Column, Connection, DateTime, MetaData, Table, Text, Uuid, func, select
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    DateTime,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+    bindparam,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 
 from services.shipping.domain import Consignment, ShippingState
@@ -36,12 +48,26 @@ shipments = Table(
 )
 
 
+# Statements built once, run with parameters: building one per message (and its cache key) costs
+# more than running it.
+_SERVED = select(served_countries.c.country)
+_CREATE = insert(consignments).on_conflict_do_nothing()
+_LOCK = (
+    select(consignments, shipments.c.shipment_id, shipments.c.tracking_number)
+    .outerjoin(shipments, shipments.c.order_id == consignments.c.order_id)
+    .where(consignments.c.order_id == bindparam("key"))
+    .with_for_update(of=consignments)
+)
+_SAVE = consignments.update().where(consignments.c.order_id == bindparam("key")).values(updated_at=func.now())
+_SHIP = insert(shipments).on_conflict_do_nothing()
+
+
 class Countries:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def served(self) -> frozenset[str]:
-        return frozenset(self._conn.scalars(select(served_countries.c.country)))
+        return frozenset(self._conn.scalars(_SERVED))
 
     def serve(self, country: str) -> None:
         self._conn.execute(insert(served_countries).values(country=country).on_conflict_do_nothing())
@@ -53,17 +79,8 @@ class Consignments:
 
     def lock(self, order_id: UUID) -> Consignment:
         """The order's consignment, created if new, locked: concurrent handlers of one order take turns."""
-        self._conn.execute(
-            insert(consignments)
-            .values(order_id=order_id, state=ShippingState.WAITING.value)
-            .on_conflict_do_nothing()
-        )
-        row = self._conn.execute(
-            select(consignments, shipments.c.shipment_id, shipments.c.tracking_number)
-            .outerjoin(shipments, shipments.c.order_id == consignments.c.order_id)
-            .where(consignments.c.order_id == order_id)
-            .with_for_update(of=consignments)
-        ).one()
+        self._conn.execute(_CREATE, {"order_id": order_id, "state": ShippingState.WAITING.value})
+        row = self._conn.execute(_LOCK, {"key": order_id}).one()
         return Consignment(
             row.order_id,
             row.country,
@@ -76,26 +93,24 @@ class Consignments:
 
     def save(self, c: Consignment) -> None:
         self._conn.execute(
-            consignments.update()
-            .where(consignments.c.order_id == c.order_id)
-            .values(
-                country=c.country,
-                reserved=c.reserved,
-                state=c.state.value,
-                reason=c.reason,
-                updated_at=func.now(),
-            )
+            _SAVE,
+            {
+                "key": c.order_id,
+                "country": c.country,
+                "reserved": c.reserved,
+                "state": c.state.value,
+                "reason": c.reason,
+            },
         )
         if c.state is ShippingState.CREATED:
             self._conn.execute(
-                insert(shipments)
-                .values(
-                    shipment_id=c.shipment_id,
-                    order_id=c.order_id,
-                    tracking_number=c.tracking_number,
-                    country=c.country,
-                )
-                .on_conflict_do_nothing()
+                _SHIP,
+                {
+                    "shipment_id": c.shipment_id,
+                    "order_id": c.order_id,
+                    "tracking_number": c.tracking_number,
+                    "country": c.country,
+                },
             )
 
 

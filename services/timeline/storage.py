@@ -30,12 +30,15 @@ events = Table(
 )
 
 
+_RECORD = insert(events).on_conflict_do_nothing()  # built once, run with each event's row
+
+
 class Timeline:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
     def record(self, row: dict[str, Any]) -> None:
-        self._conn.execute(insert(events).values(**row).on_conflict_do_nothing())
+        self._conn.execute(_RECORD, row)
 
     def of_order(self, order_id: UUID) -> list[dict[str, Any]]:
         rows = self._conn.execute(

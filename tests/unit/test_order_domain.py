@@ -93,3 +93,9 @@ def test_nothing_ends_before_the_order_itself_is_known():
     facts, _ = PATHS["completed"]
     order, ended = run(facts[1:])
     assert ended == [] and order.status is OrderStatus.OPEN
+
+
+def test_a_second_order_placed_for_the_same_order_changes_nothing():
+    order = learn(Order(ORDER), PLACED)
+    other = PLACED.model_copy(update={"customer_id": "C-other", "total": Decimal("99.00")})
+    assert learn(order, other) == order

@@ -59,7 +59,7 @@ format: venv ## ruff, fix what it can
 	$(PY) -m ruff format .
 
 BENCH_ORDERS ?= 300
-BENCH_RATES ?= 10 20 30 45
+BENCH_RATES ?= 10 20 40 50
 bench: venv ## End-to-end benchmark: shopctl load at several rates (stack up, seeded, services running)
 	@for rate in $(BENCH_RATES); do \
 	  echo "== $(BENCH_ORDERS) orders at $$rate/s"; \

@@ -1,0 +1,162 @@
+"""Each service's handlers, on its real schema: the facts of one order arrive from different topics in
+any order, and may come twice (a redelivery the runtime did not catch, e.g. after its records expired);
+the effects happen exactly once whatever the order.
+
+The runtime's handled-event records would absorb a plain redelivery; here every repeat is a *new*
+event (another event id) saying the same thing, which only the handlers' own state can absorb.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from services.inventory import handlers as inventory
+from services.inventory.storage import InventoryUnitOfWork
+from services.payment import handlers as payment
+from services.payment.domain import Customer
+from services.payment.storage import PaymentUnitOfWork
+from services.seed import seed_countries, seed_customers, seed_stock
+from services.shipping import handlers as shipping
+from services.shipping.storage import ShippingUnitOfWork
+from shared.contracts import (
+    Envelope,
+    Event,
+    OrderPlaced,
+    PaymentCompleted,
+    ShipmentFailed,
+    StockLine,
+    StockReservationFailed,
+    StockReserved,
+)
+from shared.migrations import migrate
+
+
+def envelope(event: Event) -> Envelope:
+    return Envelope(
+        event_id=uuid4(),
+        event_type=event.type_name(),
+        schema_version=1,
+        occurred_at=datetime.now(UTC),
+        source="test",
+        correlation_id=uuid4(),
+    )
+
+
+def order_placed(customer: str, sku: str, quantity: int, country: str = "DE") -> OrderPlaced:
+    return OrderPlaced.model_validate(
+        {
+            "order_id": uuid4(),
+            "customer_id": customer,
+            "items": [{"sku": sku, "quantity": quantity, "unit_price": Decimal("2.50")}],
+            "total": Decimal("2.50") * quantity,
+            "currency": "EUR",
+            "shipping_address": {
+                "recipient": "R", "street": "S", "city": "C", "postal_code": "1", "country": country,
+            },
+        }
+    )  # fmt: skip
+
+
+def deliver(engine: Engine, uow: Callable, handlers: dict, facts: list[Event]) -> Counter[str]:
+    """Each fact in its own transaction, as the runtime would; the events the handlers emitted."""
+    emitted: Counter[str] = Counter()
+    for fact in facts:
+        with engine.begin() as conn:
+            for event in handlers[type(fact)](fact, uow(conn), envelope(fact)) or ():
+                emitted[event.type_name()] += 1
+    return emitted
+
+
+@pytest.fixture(scope="module")
+def engines(settings) -> dict[str, Engine]:
+    out = {}
+    for service in ("inventory", "payment", "shipping"):
+        url = settings.database_url(service)
+        migrate(service, url)
+        out[service] = create_engine(url)
+    yield out
+    for engine in out.values():
+        engine.dispose()
+
+
+@pytest.mark.parametrize("arrival", list(itertools.permutations(range(4))))
+def test_inventory_reserves_once_and_releases_once_whatever_the_order_of_placed_and_paid(
+    settings, engines, unique, arrival
+):
+    sku = f"SKU-{unique}"
+    seed_stock(settings.database_url("inventory"), {sku: 10})
+    order = order_placed("C-1", sku, 3)
+    paid = PaymentCompleted(
+        order_id=order.order_id, payment_id=uuid4(), customer_id="C-1", amount=order.total, currency="EUR"
+    )
+    # OrderPlaced and PaymentCompleted come from two topics, each twice: every interleaving.
+    facts = [order, paid, order, paid]
+    emitted = deliver(
+        engines["inventory"], InventoryUnitOfWork, inventory.HANDLERS, [facts[i] for i in arrival]
+    )
+    assert emitted == Counter({"StockReserved": 1})
+    assert stock(engines["inventory"], sku) == (7, 3)
+
+    failed = ShipmentFailed(order_id=order.order_id, reason="address not served")
+    emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory.HANDLERS, [failed, failed])
+    assert emitted == Counter({"StockReleased": 1})
+    assert stock(engines["inventory"], sku) == (10, 0)
+
+
+@pytest.mark.parametrize("country", ["DE", "US"])
+@pytest.mark.parametrize("arrival", list(itertools.permutations(range(4))))
+def test_shipping_decides_once_whatever_the_order_of_placed_and_reserved(
+    engines, settings, unique, arrival, country
+):
+    seed_countries(settings.database_url("shipping"), ["DE"])
+    order = order_placed("C-1", f"SKU-{unique}", 1, country)
+    reserved = StockReserved(order_id=order.order_id, lines=(StockLine(sku=f"SKU-{unique}", quantity=1),))
+    facts = [order, reserved, order, reserved]
+    emitted = deliver(engines["shipping"], ShippingUnitOfWork, shipping.HANDLERS, [facts[i] for i in arrival])
+    assert emitted == Counter({"ShipmentCreated" if country == "DE" else "ShipmentFailed": 1})
+    with engines["shipping"].connect() as conn:
+        shipments = conn.execute(
+            text("SELECT count(*) FROM shipments WHERE order_id = :o"), {"o": order.order_id}
+        ).scalar()
+    assert shipments == (1 if country == "DE" else 0)
+
+
+def test_payment_charges_once_and_refunds_once_however_often_and_whichever_failure_says_so(
+    settings, engines, unique
+):
+    customer = f"C-{unique}"
+    seed_customers(settings.database_url("payment"), [Customer(customer, Decimal("100.00"))])
+    order = order_placed(customer, "SKU-X", 4)  # 10.00
+    no_stock = StockReservationFailed(order_id=order.order_id, reason="insufficient stock", sku="SKU-X")
+    not_shipped = ShipmentFailed(order_id=order.order_id, reason="address not served")
+
+    emitted = deliver(engines["payment"], PaymentUnitOfWork, payment.HANDLERS, [order, order])
+    assert emitted == Counter({"PaymentCompleted": 1})
+    assert balance(engines["payment"], customer) == Decimal("90.00")
+
+    emitted = deliver(
+        engines["payment"], PaymentUnitOfWork, payment.HANDLERS, [no_stock, not_shipped, no_stock, order]
+    )
+    assert emitted == Counter({"PaymentRefunded": 1})
+    assert balance(engines["payment"], customer) == Decimal("100.00")
+
+
+def stock(engine: Engine, sku: str) -> tuple[int, int]:
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT available, reserved FROM stock WHERE sku = :s"), {"s": sku}).one()
+    return row.available, row.reserved
+
+
+def balance(engine: Engine, customer: str) -> Decimal:
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT balance FROM customers WHERE customer_id = :c"), {"c": customer}
+        ).scalar_one()

@@ -111,6 +111,10 @@ def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
     }
 
 
+# The headers the loop itself reads, before (or instead of) decoding the body.
+_ROUTING = frozenset({EVENT_TYPE, REPLAY_GROUP, TRACEPARENT})
+
+
 @dataclass(slots=True)
 class _Item:
     msg: Message
@@ -118,6 +122,7 @@ class _Item:
     partition: int
     offset: int
     headers: KafkaHeaders  # read once: Message.headers() builds a new list on every call
+    routing: dict[str, str]  # event type, replay group, traceparent: found in one pass
     envelope: Envelope | None = None
     event: Event | None = None
     poison: PoisonMessage | None = None
@@ -233,7 +238,11 @@ class EventConsumer:
                     log.error("consumer error: %s", err)
                 continue
             topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-            items.append(_Item(msg, topic, partition, offset, msg.headers()))
+            headers = msg.headers()
+            routing = {
+                k: v.decode("utf-8", "replace") for k, v in headers or () if k in _ROUTING and v is not None
+            }
+            items.append(_Item(msg, topic, partition, offset, headers, routing))
         return items
 
     def _process(self, items: list[_Item], stop: threading.Event) -> bool:
@@ -327,9 +336,8 @@ class EventConsumer:
         for item in items:
             if item.event is not None or item.poison is not None or item.dead_lettered:
                 continue
-            headers = item.headers
-            replay_for = header(headers, REPLAY_GROUP)
-            declared_type = header(headers, EVENT_TYPE)
+            replay_for = item.routing.get(REPLAY_GROUP)
+            declared_type = item.routing.get(EVENT_TYPE)
             if (replay_for and replay_for != self._s.group) or (
                 declared_type and declared_type not in self._handlers
             ):
@@ -414,7 +422,7 @@ class EventConsumer:
             return out
 
     def _trace(self, item: _Item, envelope: Envelope) -> AbstractContextManager[str | None]:
-        traceparent = header(item.headers, TRACEPARENT)
+        traceparent = item.routing.get(TRACEPARENT)
         if traceparent is not None and not is_sampled(traceparent):
             return forwarding(traceparent)
         return self._consumer_span(item, envelope)
@@ -463,7 +471,7 @@ class EventConsumer:
                 event_type=header(headers, EVENT_TYPE),
                 correlation_id=header(headers, CORRELATION_ID),
                 causation_id=header(headers, CAUSATION_ID),
-                trace_id=trace_id_of(header(headers, TRACEPARENT)),
+                trace_id=trace_id_of(item.routing.get(TRACEPARENT)),
             ):
                 log.error(
                     "dead-lettered %s[%d]@%d: %s: %s",

@@ -39,6 +39,7 @@ class MessageFactory:
         self._codec = codec
         self._source = source
         self._topic_for = topic_for
+        self._topics: dict[type[Event], str] = {}  # per event type, worked out on first use
 
     def message(self, event: Event, correlation_id: UUID, causation_id: UUID | None) -> OutgoingMessage:
         """Wrap an event in its envelope; the trace context current now travels with it.
@@ -48,7 +49,9 @@ class MessageFactory:
         event_type = type(event)
         name = event_type.type_name()
         registered = self._codec.registered(event_type)
-        topic = self._topic_for(event_type)
+        topic = self._topics.get(event_type) or self._topics.setdefault(
+            event_type, self._topic_for(event_type)
+        )
         event_id = uuid4()
         occurred_at = datetime.now(UTC)
         envelope = {

@@ -27,7 +27,7 @@ from shared.messaging.publishing import MessageFactory
 from shared.messaging.relay import producer_config
 from shared.messaging.tables import metadata as runtime_metadata
 from shared.settings import libpq_dsn
-from tests.runtime.app import TestTopics, engine_for, make_codec, test_metadata
+from tests.runtime.app import TestTopics, build_consumer, engine_for, make_codec, test_metadata
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,6 +92,23 @@ def topics(kafka_config, unique) -> Iterator[TestTopics]:
     yield names
     for future in admin.delete_topics([t.topic for t in new]).values():
         future.result(30)
+
+
+@pytest.fixture
+def consumer_for(settings, codec, database, topics) -> Callable[..., EventConsumer]:
+    """The test app's consumer on this test's topics and schema: give a group, and what else differs."""
+
+    def build(group: str, **options: object) -> EventConsumer:
+        return build_consumer(
+            bootstrap=settings.kafka_bootstrap_servers,
+            codec=codec,
+            engine=database.engine,
+            topics=topics,
+            group=group,
+            **options,
+        )
+
+    return build
 
 
 @pytest.fixture(scope="session")

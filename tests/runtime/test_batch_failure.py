@@ -13,7 +13,7 @@ from shared.messaging.errors import InvalidRecord
 from shared.messaging.headers import as_dict
 from shared.messaging.unit_of_work import UnitOfWork
 from tests.runtime import app
-from tests.runtime.app import build_consumer, effects
+from tests.runtime.app import effects
 from tests.runtime.support import drain, order_placed, read_all
 
 
@@ -24,7 +24,7 @@ def claim_customer(event: OrderPlaced, uow: UnitOfWork, envelope: Envelope) -> l
 
 
 def test_a_commit_time_failure_is_narrowed_to_its_message_and_the_rest_of_the_batch_is_handled(
-    settings, database, topics, codec, storefront, unique, kafka_config
+    consumer_for, database, topics, storefront, unique, kafka_config
 ):
     with database.engine.begin() as conn:
         conn.execute(
@@ -39,12 +39,8 @@ def test_a_commit_time_failure_is_narrowed_to_its_message_and_the_rest_of_the_ba
     others = [storefront.place(customer=f"C-{i}")[1] for i in range(3)]
     _, second = storefront.place(customer="C-twice", order_id=twice)
 
-    consumer = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=f"g-{unique}",
+    consumer = consumer_for(
+        f"g-{unique}",
         handlers={OrderPlaced: claim_customer},
         batch_size=50,
         max_attempts=2,

@@ -18,7 +18,7 @@ from shared.messaging.codec import schema_registry
 from shared.messaging.headers import as_dict
 from shared.messaging.relay import producer_config
 from tests.runtime import app
-from tests.runtime.app import build_consumer, effects
+from tests.runtime.app import effects
 from tests.runtime.support import drain, order_placed, read_all
 
 
@@ -37,7 +37,7 @@ def wire(schema_id: int, parsed_schema, record: dict) -> bytes:
 
 
 def test_every_kind_of_poison_is_dead_lettered_and_the_consumer_carries_on(
-    settings, database, topics, codec, storefront, unique, kafka_config
+    consumer_for, settings, database, topics, codec, storefront, unique, kafka_config
 ):
     registry = schema_registry(settings.schema_registry_url)
     registered = codec.registered(OrderPlaced)
@@ -71,12 +71,8 @@ def test_every_kind_of_poison_is_dead_lettered_and_the_consumer_carries_on(
     good_event, _ = storefront.place(customer="C-good")
 
     try:
-        consumer = build_consumer(
-            bootstrap=settings.kafka_bootstrap_servers,
-            codec=codec,
-            engine=database.engine,
-            topics=topics,
-            group=f"g-{unique}",
+        consumer = consumer_for(
+            f"g-{unique}",
             max_attempts=3,
         )
         drain(consumer, until=lambda: database.count(effects) == 1)
@@ -118,23 +114,11 @@ def test_every_kind_of_poison_is_dead_lettered_and_the_consumer_carries_on(
 
 
 def test_a_replayed_dead_letter_reaches_only_the_group_that_failed_it(
-    settings, database, topics, codec, storefront, unique, kafka_config
+    consumer_for, settings, database, topics, storefront, unique, kafka_config
 ):
     rejected, _ = storefront.place(customer="C-reject")
-    failing = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=f"failing-{unique}",
-    )
-    other = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=f"other-{unique}",
-    )
+    failing = consumer_for(f"failing-{unique}")
+    other = consumer_for(f"other-{unique}")
     # The other group handles the order the first time (its own effect), the failing group dead-letters it.
     app.REJECTED_CUSTOMERS.discard("C-reject")
     drain(other, until=lambda: database.count(effects) == 1)

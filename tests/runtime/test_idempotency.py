@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 from shared.messaging.tables import outbox, processed_events
-from tests.runtime.app import build_consumer, effects
+from tests.runtime.app import effects
 from tests.runtime.support import drain, run_worker
 from tests.runtime.worker import CRASHED
 
 
-def test_the_same_event_delivered_twice_has_one_effect(settings, database, topics, codec, storefront, unique):
+def test_the_same_event_delivered_twice_has_one_effect(consumer_for, database, storefront, unique):
     _, message = storefront.place()
     # A redelivery: the very same record (same event id) on the topic again.
     storefront.send_raw(message.payload, key=message.key, headers=message.headers)
 
-    consumer = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=f"g-{unique}",
-    )
+    consumer = consumer_for(f"g-{unique}")
     drain(consumer, until=lambda: database.count(processed_events) == 1, then_polls=10)
 
     assert database.count(effects) == 1
@@ -28,7 +22,7 @@ def test_the_same_event_delivered_twice_has_one_effect(settings, database, topic
 
 
 def test_killed_after_the_database_commit_and_before_the_offset_commit(
-    settings, database, topics, codec, storefront, unique
+    consumer_for, settings, database, topics, storefront, unique
 ):
     orders = [storefront.place(customer=f"C-{i}")[0] for i in range(10)]
     group = f"g-{unique}"
@@ -39,13 +33,7 @@ def test_killed_after_the_database_commit_and_before_the_offset_commit(
     assert handled_before >= 1, "the worker committed a batch before dying"
 
     # A new instance of the group gets the uncommitted messages again and must not redo them.
-    consumer = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=group,
-    )
+    consumer = consumer_for(group)
     drain(consumer, until=lambda: database.count(effects) == len(orders), then_polls=10)
 
     assert database.count(effects) == len(orders)

@@ -11,19 +11,15 @@ from psycopg import sql
 from sqlalchemy import select
 
 from shared.messaging import metrics
-from tests.runtime.app import build_consumer, effects
+from tests.runtime.app import effects
 
 
 def test_database_unavailable_for_a_while_then_everything_handled_once_in_order(
-    settings, database, topics, codec, storefront, unique
+    consumer_for, database, storefront, unique
 ):
     group = f"g-{unique}"
-    consumer = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=group,
+    consumer = consumer_for(
+        group,
         batch_size=5,
     )
     stop = threading.Event()

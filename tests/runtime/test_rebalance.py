@@ -5,22 +5,18 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.runtime.app import build_consumer, effects
+from tests.runtime.app import effects
 
 
 def test_a_second_instance_joining_mid_run_takes_partitions_and_nothing_is_handled_twice(
-    settings, database, topics, codec, storefront, unique
+    consumer_for, database, storefront, unique
 ):
     group = f"g-{unique}"
     total = 150
 
     def instance():
-        return build_consumer(
-            bootstrap=settings.kafka_bootstrap_servers,
-            codec=codec,
-            engine=database.engine,
-            topics=topics,
-            group=group,
+        return consumer_for(
+            group,
             batch_size=10,
         )
 

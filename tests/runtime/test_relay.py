@@ -16,7 +16,7 @@ from shared.messaging.outbox import add_to_outbox
 from shared.messaging.publishing import MessageFactory
 from shared.messaging.relay import OutboxRelay, RelaySettings
 from shared.messaging.tables import outbox, processed_events
-from tests.runtime.app import build_consumer, build_relay, effects, record_payment
+from tests.runtime.app import build_relay, effects, record_payment
 from tests.runtime.support import drain, read_all, run_worker
 from tests.runtime.worker import CRASHED
 
@@ -78,7 +78,7 @@ def test_two_relays_publish_every_row_once_and_in_order_per_key(
 
 
 def test_a_relay_killed_after_publishing_and_before_marking_causes_duplicates_but_one_effect(
-    settings, database, topics, codec, kafka_config, unique
+    consumer_for, settings, database, topics, codec, kafka_config, unique
 ):
     decided = decide(database, codec, topics, orders=4, per_order=10)
     worker = run_worker(settings, database, topics, "relay", "--crash", "after-publish")
@@ -94,12 +94,8 @@ def test_a_relay_killed_after_publishing_and_before_marking_causes_duplicates_bu
     on_topic = read_all(kafka_config, topics.outbound, len(decided) + 1)
     assert len(on_topic) > len(decided), "the crashed relay's batch went out twice"
 
-    downstream = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=f"down-{unique}",
+    downstream = consumer_for(
+        f"down-{unique}",
         handlers={PaymentCompleted: record_payment},
     )
     drain(downstream, until=lambda: database.count(effects) >= len(decided), then_polls=10)

@@ -15,7 +15,7 @@ from shared.messaging.relay import RelaySettings
 from shared.messaging.retry import Backoff
 from shared.messaging.runtime import Service, ServiceDefinition
 from shared.messaging.tables import outbox
-from tests.runtime.app import build_consumer, charge, effects
+from tests.runtime.app import charge, effects
 from tests.runtime.support import read_all, run_worker
 
 
@@ -71,7 +71,9 @@ def test_a_service_consumes_publishes_and_reports_health_and_metrics(
     assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=5).status_code == 503
 
 
-def test_sigterm_finishes_the_batch_commits_and_leaves(settings, database, topics, codec, storefront, unique):
+def test_sigterm_finishes_the_batch_commits_and_leaves(
+    consumer_for, settings, database, topics, storefront, unique
+):
     group = f"g-{unique}"
     for i in range(20):
         storefront.place(customer=f"C-{i}")
@@ -84,13 +86,7 @@ def test_sigterm_finishes_the_batch_commits_and_leaves(settings, database, topic
     assert worker.wait(30) == 0, worker.stdout.read()
 
     # Everything it handled was committed: a successor in the group gets nothing again.
-    successor = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=group,
-    )
+    successor = consumer_for(group)
     stop = threading.Event()
     got = 0
     deadline = time.monotonic() + 30

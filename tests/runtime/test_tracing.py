@@ -7,12 +7,12 @@ from uuid import uuid4
 
 import httpx
 
-from tests.runtime.app import build_consumer, effects
+from tests.runtime.app import effects
 from tests.runtime.support import drain
 
 
 def test_the_consumer_span_is_a_child_of_the_producer_span(
-    settings, database, topics, codec, storefront, unique, tracer_provider
+    consumer_for, settings, database, topics, storefront, unique, tracer_provider
 ):
     tracer = tracer_provider.get_tracer("test")
     with tracer.start_as_current_span("storefront checkout") as root:
@@ -20,13 +20,7 @@ def test_the_consumer_span_is_a_child_of_the_producer_span(
     trace_id = format(root.get_span_context().trace_id, "032x")
     assert message.headers["traceparent"].split("-")[1] == trace_id
 
-    consumer = build_consumer(
-        bootstrap=settings.kafka_bootstrap_servers,
-        codec=codec,
-        engine=database.engine,
-        topics=topics,
-        group=f"g-{unique}",
-    )
+    consumer = consumer_for(f"g-{unique}")
     drain(consumer, until=lambda: database.count(effects) == 1)
     tracer_provider.force_flush()
 

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from psycopg.types.json import Jsonb
+from pydantic_core import to_json
 from sqlalchemy import Connection
 
 from shared.messaging.publishing import OutgoingMessage
 from shared.messaging.tables import outbox
 
 # One statement per batch whatever its size, its columns as arrays in binary: no per-row statements.
+# Headers travel as JSON text (pydantic-core's serialiser: a fifth of the json module's time) and
+# become jsonb in the server.
 _INSERT = (
     f"INSERT INTO {outbox.name} (event_id, event_type, topic, message_key, payload, headers) "
-    "SELECT * FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[], %b::bytea[], %b::jsonb[])"
+    "SELECT i, t, d, k, p, h::jsonb FROM unnest(%b::uuid[], %b::text[], %b::text[], %b::text[], "
+    "%b::bytea[], %b::text[]) AS r(i, t, d, k, p, h)"
 )
 
 
@@ -29,6 +32,6 @@ def add_to_outbox(conn: Connection, messages: Sequence[OutgoingMessage]) -> None
             [m.topic for m in messages],
             [m.key for m in messages],
             [m.payload for m in messages],
-            [Jsonb(m.headers) for m in messages],
+            [to_json(m.headers).decode() for m in messages],
         ),
     )

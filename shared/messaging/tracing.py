@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterator, Mapping, MutableMapping
-from contextlib import contextmanager
+from collections.abc import Mapping, MutableMapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -39,14 +38,22 @@ def is_sampled(traceparent: str) -> bool:
         return True  # malformed: let the SDK parse it and decide
 
 
-@contextmanager
-def forwarding(traceparent: str) -> Iterator[str]:
-    """Inside, outgoing messages carry this traceparent; yields the trace id for the logs."""
-    token = _forwarded.set(traceparent)
-    try:
-        yield traceparent[3:35]
-    finally:
-        _forwarded.reset(token)
+class forwarding:
+    """Inside, outgoing messages carry this traceparent; gives the trace id for the logs.
+
+    A class, not a generator-based context manager: it is entered for most messages."""
+
+    __slots__ = ("_token", "_traceparent")
+
+    def __init__(self, traceparent: str) -> None:
+        self._traceparent = traceparent
+
+    def __enter__(self) -> str:
+        self._token = _forwarded.set(self._traceparent)
+        return self._traceparent[3:35]
+
+    def __exit__(self, *_: object) -> None:
+        _forwarded.reset(self._token)
 
 
 def forwarded_traceparent() -> str | None:

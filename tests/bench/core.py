@@ -36,6 +36,7 @@ from shared.messaging.tables import metadata as runtime_metadata
 from shared.messaging.tracing import configure_tracing
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.settings import get_settings, libpq_dsn
+from tests.bench import floor
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
 SAMPLING = float(os.environ.get("BENCH_SAMPLING", "0.1"))
@@ -56,18 +57,21 @@ def silent_handler(event: OrderPlaced, uow: UnitOfWork, envelope: Envelope) -> N
     return None
 
 
+def order_placed(i: int) -> OrderPlaced:
+    return OrderPlaced.model_validate({
+        "order_id": uuid.uuid4(), "customer_id": f"C-{i % 1000}",
+        "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": Decimal("9.99")}],
+        "total": Decimal("9.99"), "currency": "EUR",
+        "shipping_address": {"recipient": "Ada", "street": "Main St 1", "city": "Berlin",
+                             "postal_code": "10115", "country": "DE"},
+    })  # fmt: skip
+
+
 def produce_orders(bootstrap: str, factory: MessageFactory, topic: str) -> None:
     producer = Producer({**producer_config(bootstrap), "linger.ms": 20, "batch.num.messages": 10000})
     for i in range(EVENTS):
-        order_id = uuid.uuid4()
-        event = OrderPlaced.model_validate({
-            "order_id": order_id, "customer_id": f"C-{i % 1000}",
-            "items": [{"sku": "SKU-1", "quantity": 1, "unit_price": Decimal("9.99")}],
-            "total": Decimal("9.99"), "currency": "EUR",
-            "shipping_address": {"recipient": "Ada", "street": "Main St 1", "city": "Berlin",
-                                 "postal_code": "10115", "country": "DE"},
-        })  # fmt: skip
-        message = factory.message(event, order_id, None)
+        event = order_placed(i)
+        message = factory.message(event, event.order_id, None)
         while True:
             try:
                 producer.produce(topic, message.payload, message.key, headers=list(message.headers.items()))
@@ -168,6 +172,23 @@ def report(label: str, run: Run) -> None:
     print(f"{label:52} {run.rate:8,.0f} events/s {1e6 * run.cpu_per_event:7.1f} µs CPU/event", flush=True)
 
 
+def report_floor(codec: EventCodec, topic: str, a: Run) -> None:
+    """The steps (b) must add to (a)'s work for each event, timed alone, and the b/a they allow."""
+    sample = MessageFactory(codec, "bench", lambda _: topic).message(order_placed(0), uuid.uuid4(), None)
+    f = floor.measure(codec, sample.payload, trivial_handler)
+    spans_b, spans_b0 = 2 * SAMPLING * f.span, SAMPLING * f.span  # b: consumer + producer span
+    print(
+        f"steps the runtime must add, timed alone, µs/event: validate {1e6 * f.validate:.1f}, "
+        f"emit one event {1e6 * f.emit:.1f}, spans at {SAMPLING:.0%} {1e6 * spans_b:.1f} "
+        f"({1e6 * f.span:.0f} per sampled span)"
+    )
+    a_cpu = a.cpu_per_event
+    best_b = a_cpu / (a_cpu + f.validate + f.emit + spans_b)
+    best_b0 = a_cpu / (a_cpu + f.validate + spans_b0)
+    print(f"so, against (a)'s {1e6 * a_cpu:.1f} µs CPU/event, a runtime costing nothing else: "
+          f"b/a <= {best_b:.2f}, b0/a <= {best_b0:.2f}")  # fmt: skip
+
+
 def main() -> None:
     settings = get_settings()
     bootstrap = settings.kafka_bootstrap_servers
@@ -216,6 +237,7 @@ def main() -> None:
             published += n
         report(f"(c) outbox relay, {published} rows", clock.stop(published))
         print(f"ratio b/a: {b.rate / a.rate:.2f} (goal >= 0.70); b0/a: {b0.rate / a.rate:.2f}")
+        report_floor(codec, topic, a)
     finally:
         provider.shutdown()
         engine.dispose()

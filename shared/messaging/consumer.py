@@ -234,9 +234,10 @@ class EventConsumer:
         items = []
         append = items.append
         for msg in msgs:
-            if msg.error() is not None:
-                if msg.error().code() != KafkaError._PARTITION_EOF:
-                    log.error("consumer error: %s", msg.error())
+            err = msg.error()
+            if err is not None:
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.error("consumer error: %s", err)
                 continue
             headers = msg.headers()
             routing = {}

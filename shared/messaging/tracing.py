@@ -48,9 +48,9 @@ class forwarding:
     def __init__(self, traceparent: str) -> None:
         self._traceparent = traceparent
 
-    def __enter__(self) -> str:
+    def __enter__(self) -> str | None:
         self._token = _forwarded.set(self._traceparent)
-        return self._traceparent[3:35]
+        return trace_id_of(self._traceparent)
 
     def __exit__(self, *_: object) -> None:
         _forwarded.reset(self._token)
@@ -101,4 +101,4 @@ def current_trace_id() -> str | None:
 def trace_id_in_scope() -> str | None:
     """The trace id of the message being handled, sampled or not."""
     forwarded = _forwarded.get()
-    return forwarded[3:35] if forwarded else current_trace_id()
+    return trace_id_of(forwarded) if forwarded else current_trace_id()

@@ -1,5 +1,5 @@
 """What inventory does: learn an order's lines, reserve them once it is paid, release them when shipping
-fails, and let them go when they ship."""
+fails, and take them out of stock when they ship."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from shared.contracts import (
     StockReleased,
     StockReservationFailed,
     StockReserved,
+    StockShipped,
 )
 
 
@@ -75,7 +76,11 @@ def hand_over_to_shipping(
     reservation, changed = domain.ship(reservation, stock)
     uow.stock.save(changed)
     uow.reservations.save(reservation)
-    return []
+    return [
+        StockShipped(
+            order_id=event.order_id, lines=_stock_lines(reservation), tracking_number=event.tracking_number
+        )
+    ]
 
 
 def _stock_lines(reservation: Reservation) -> tuple[StockLine, ...]:
@@ -88,4 +93,4 @@ HANDLERS = {
     ShipmentFailed: release_reservation,
     ShipmentCreated: hand_over_to_shipping,
 }
-PUBLISHES = [StockReserved, StockReservationFailed, StockReleased]
+PUBLISHES = [StockReserved, StockReservationFailed, StockReleased, StockShipped]

@@ -19,6 +19,7 @@ from shared.contracts import (
     StockReleased,
     StockReservationFailed,
     StockReserved,
+    StockShipped,
 )
 
 
@@ -46,6 +47,7 @@ HANDLERS = {
         StockReserved,
         StockReservationFailed,
         StockReleased,
+        StockShipped,
         ShipmentCreated,
         ShipmentFailed,
     )

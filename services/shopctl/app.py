@@ -98,7 +98,9 @@ def place(
     customer: Annotated[str, typer.Option(help="Customer id, e.g. C-1000")],
     item: Annotated[list[str], typer.Option(help="SKU:QTY or SKU:QTY@PRICE; repeat for more lines")],
     country: Annotated[str, typer.Option(help="Shipping country, ISO 3166-1 alpha-2")] = "DE",
-    wait: Annotated[bool, typer.Option(help="Wait for the outcome and print the timeline")] = False,
+    wait: Annotated[
+        bool, typer.Option(help="Wait until every service has acted and print the timeline")
+    ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait")] = 60,
 ) -> None:
     """Publish an OrderPlaced, as the storefront would."""
@@ -112,9 +114,12 @@ def place(
         f"({published['topic']}[{published['partition']}]@{published['offset']})"
     )
     if wait:
-        outcome = ReadModel(settings()).wait_for_outcome(event.order_id, timeout)
-        if outcome is None:
-            raise CliError(f"no outcome for order {event.order_id} within {timeout:.0f}s", NOT_FOUND)
+        if not ReadModel(settings()).wait_until_settled(event.order_id, timeout):
+            raise CliError(
+                f"order {event.order_id} did not settle within {timeout:.0f}s; "
+                f"`shopctl order show {event.order_id}` shows how far it got",
+                NOT_FOUND,
+            )
         show_order(event.order_id)
 
 

@@ -56,20 +56,26 @@ class ReadModel:
         )
         return {r["order_id"]: r for r in rows}
 
-    def wait_for_outcome(self, order_id: UUID, timeout: float) -> dict[str, Any] | None:
+    def wait_until_settled(self, order_id: UUID, timeout: float) -> bool:
+        """Until the order has its outcome and every service has acted on it: a completed order's
+        stock leaves the warehouse (StockShipped) alongside OrderCompleted, so wait for both."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if outcome := self.outcomes([order_id]).get(order_id):
-                return outcome
+            seen = {r["event_type"] for r in self._query(_EVENT_TYPES_OF_ORDER, order_id)}
+            if "OrderCancelled" in seen or {"OrderCompleted", "StockShipped"} <= seen:
+                return True
             time.sleep(0.2)
-        return None
+        return False
+
+
+_EVENT_TYPES_OF_ORDER = "SELECT DISTINCT event_type FROM events WHERE order_id = %s"
 
 
 # The last event of each service about an order says where that service stands.
 STATE_EVENTS = {
     "order": ("OrderPlaced", "OrderCompleted", "OrderCancelled"),
     "payment": ("PaymentCompleted", "PaymentFailed", "PaymentRefunded"),
-    "inventory": ("StockReserved", "StockReservationFailed", "StockReleased"),
+    "inventory": ("StockReserved", "StockReservationFailed", "StockReleased", "StockShipped"),
     "shipping": ("ShipmentCreated", "ShipmentFailed"),
 }
 

@@ -2,7 +2,13 @@
 
 from shared.contracts.envelope import Envelope
 from shared.contracts.event import Event
-from shared.contracts.inventory import StockLine, StockReleased, StockReservationFailed, StockReserved
+from shared.contracts.inventory import (
+    StockLine,
+    StockReleased,
+    StockReservationFailed,
+    StockReserved,
+    StockShipped,
+)
 from shared.contracts.order import Address, OrderCancelled, OrderCompleted, OrderLine, OrderPlaced
 from shared.contracts.payment import PaymentCompleted, PaymentFailed, PaymentRefunded
 from shared.contracts.shipping import ShipmentCreated, ShipmentFailed
@@ -12,7 +18,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         OrderPlaced, OrderCompleted, OrderCancelled,
         PaymentCompleted, PaymentFailed, PaymentRefunded,
-        StockReserved, StockReservationFailed, StockReleased,
+        StockReserved, StockReservationFailed, StockReleased, StockShipped,
         ShipmentCreated, ShipmentFailed,
     )
 }  # fmt: skip
@@ -35,4 +41,5 @@ __all__ = [
     "StockReleased",
     "StockReservationFailed",
     "StockReserved",
+    "StockShipped",
 ]

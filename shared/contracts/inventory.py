@@ -1,4 +1,4 @@
-"""Events of inventory: reservations and their release."""
+"""Events of inventory: reservations, their release, and the stock that ships."""
 
 from __future__ import annotations
 
@@ -35,3 +35,10 @@ class StockReleased(Event):
 
     lines: tuple[StockLine, ...] = Field(min_length=1)
     reason: Text
+
+
+class StockShipped(Event):
+    owner: ClassVar[str] = "inventory"
+
+    lines: tuple[StockLine, ...] = Field(min_length=1)
+    tracking_number: Text

@@ -1,6 +1,6 @@
 """`make bench-show`: how fast `shopctl order show` answers when the read model holds 100k orders.
 
-Writes BENCH_ORDERS (default 100000) synthetic completed sagas, five events each, into the timeline
+Writes BENCH_ORDERS (default 100000) synthetic completed sagas, six events each, into the timeline
 read model (source `bench-show`), then times, for BENCH_LOOKUPS random orders: the read model's
 query alone, and the whole command (`shopctl order show`, process start to exit) by order id and by
 correlation id. Prints p50 and max of each, then deletes what it wrote.
@@ -27,7 +27,14 @@ from shared.settings import get_settings, libpq_dsn
 ORDERS = int(os.environ.get("BENCH_ORDERS", "100000"))
 LOOKUPS = int(os.environ.get("BENCH_LOOKUPS", "20"))
 SOURCE = "bench-show"
-SAGA = ("OrderPlaced", "PaymentCompleted", "StockReserved", "ShipmentCreated", "OrderCompleted")
+SAGA = (
+    "OrderPlaced",
+    "PaymentCompleted",
+    "StockReserved",
+    "ShipmentCreated",
+    "OrderCompleted",
+    "StockShipped",
+)
 SHOPCTL = str(Path(sys.executable).parent / "shopctl")
 COLUMNS = (
     "event_id, order_id, correlation_id, causation_id, event_type, source, occurred_at, trace_id, payload"

@@ -31,6 +31,7 @@ from shared.contracts import (
     Event,
     OrderPlaced,
     PaymentCompleted,
+    ShipmentCreated,
     ShipmentFailed,
     StockLine,
     StockReservationFailed,
@@ -109,6 +110,23 @@ def test_inventory_reserves_once_and_releases_once_whatever_the_order_of_placed_
     emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory.HANDLERS, [failed, failed])
     assert emitted == Counter({"StockReleased": 1})
     assert stock(engines["inventory"], sku) == (10, 0)
+
+
+def test_inventory_ships_a_reservation_once_and_never_releases_what_shipped(settings, engines, unique):
+    sku = f"SKU-{unique}"
+    seed_stock(settings.database_url("inventory"), {sku: 10})
+    order = order_placed("C-1", sku, 3)
+    paid = PaymentCompleted(
+        order_id=order.order_id, payment_id=uuid4(), customer_id="C-1", amount=order.total, currency="EUR"
+    )
+    shipped = ShipmentCreated(
+        order_id=order.order_id, shipment_id=uuid4(), tracking_number="TRK-1", country="DE"
+    )
+    failed = ShipmentFailed(order_id=order.order_id, reason="address not served")
+    facts = [order, paid, shipped, shipped, failed]
+    emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory.HANDLERS, facts)
+    assert emitted == Counter({"StockReserved": 1, "StockShipped": 1})
+    assert stock(engines["inventory"], sku) == (7, 0)
 
 
 @pytest.mark.parametrize("country", ["DE", "US"])

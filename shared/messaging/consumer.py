@@ -107,6 +107,10 @@ def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
         "enable.auto.commit": False,  # offsets are committed after the database commit, by us
         "auto.offset.reset": "earliest",
         "partition.assignment.strategy": "cooperative-sticky",
+        # A crashed instance's partitions move to the others after 10 s, not librdkafka's 45 s default.
+        # Heartbeats come from librdkafka's own thread, so a long batch does not count against it.
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 3_000,
         "enable.partition.eof": False,
         "on_commit": committed,  # commits are asynchronous: their outcome arrives here
     }

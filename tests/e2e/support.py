@@ -131,6 +131,12 @@ class EventTap:
     def wait_terminal(self, order_id: UUID, timeout: float = 60) -> list[dict[str, str]]:
         return self.wait(order_id, lambda es: any(e["event_type"] in TERMINAL for e in es), timeout)
 
+    def wait_for(self, order_id: UUID, *event_types: str, timeout: float = 60) -> list[dict[str, str]]:
+        """Until each of those events was seen: e.g. OrderCompleted and StockShipped, which the order
+        service and inventory publish independently when they hear ShipmentCreated."""
+        wanted = set(event_types)
+        return self.wait(order_id, lambda es: wanted <= {e["event_type"] for e in es}, timeout)
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
@@ -181,14 +187,6 @@ class Schemas:
     def one(self, service: str, query: str, *params: object) -> dict[str, Any] | None:
         rows = self.rows(service, query, *params)
         return rows[0] if rows else None
-
-
-def eventually(read: Callable[[], Any], expected: Any, timeout: float = 30) -> None:
-    """Wait until read() returns expected: services that hear the same fact settle independently."""
-    deadline = time.monotonic() + timeout
-    while (got := read()) != expected:
-        assert time.monotonic() < deadline, f"still {got!r}, expected {expected!r}"
-        time.sleep(0.1)
 
 
 def dead_letter_counts(settings: Settings) -> dict[str, int]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from shared.messaging.relay import producer_config
 from shared.settings import PROCESSES, SERVICES
@@ -80,8 +81,10 @@ def test_place_an_order_wait_for_it_and_follow_it(settings, services, customer, 
     order_id = re.search(rf"order ({UUID}) placed", placed.stdout)[1]
     correlation = re.search(rf"correlation id ({UUID})", placed.stdout)[1]
     assert "outcome: completed" in placed.stdout, placed.stdout[-600:]
-    for step in ("OrderPlaced", "PaymentCompleted", "StockReserved", "ShipmentCreated", "OrderCompleted"):
+    # --wait waits until every service has acted: inventory's StockShipped comes alongside OrderCompleted.
+    for step in ("PaymentCompleted", "StockReserved", "ShipmentCreated", "OrderCompleted", "StockShipped"):
         assert step in placed.stdout
+    assert re.search(r"inventory\s+│ StockShipped, tracking_number=TRK-", placed.stdout), placed.stdout
 
     for args in ([order_id], ["--correlation", correlation]):
         shown = shopctl("order", "show", *args)
@@ -89,14 +92,25 @@ def test_place_an_order_wait_for_it_and_follow_it(settings, services, customer, 
         assert f"order {order_id}" in shown.stdout and "outcome: completed" in shown.stdout
         assert re.search(r"trace: http://\S+/trace/[0-9a-f]{32}", shown.stdout)
         assert re.search(r"payment\s+│ PaymentCompleted, amount=6.00", shown.stdout)
+        assert re.search(r"inventory\s+│ StockShipped, tracking_number=TRK-", shown.stdout)
 
     # The order placed from the CLI is one trace, started by shopctl and continued by every service.
     trace_id = re.search(r"/trace/([0-9a-f]{32})", shown.stdout)[1]
     wanted = {"shopctl", "order", "payment", "inventory", "shipping", "timeline"}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # spans are exported in batches, every few seconds
     while (found := jaeger_services(settings, trace_id)) != wanted:
         assert time.monotonic() < deadline, f"trace {trace_id} has spans of {found}, wanted {wanted}"
         time.sleep(0.5)
+
+
+def test_place_and_wait_says_when_the_order_did_not_settle_in_time(services, customer, sku):
+    placed = shopctl(
+        "order", "place", "--customer", customer, "--item", f"{sku}:1@1.00", "--wait", "--timeout", "0"
+    )
+    assert placed.returncode == 4, placed.stdout + placed.stderr
+    order_id = re.search(rf"order ({UUID}) placed", placed.stdout)[1]
+    assert f"order {order_id} did not settle within 0s" in placed.stderr
+    assert f"shopctl order show {order_id}" in placed.stderr
 
 
 def jaeger_services(settings, trace_id: str) -> set[str]:
@@ -283,17 +297,18 @@ def test_load_publishes_at_a_rate_and_reports_every_outcome(services):
 
 
 def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_it(settings, services):
-    before = high_watermarks(settings, [dead_letter_topic(p) for p in PROCESSES])
+    letters = [dead_letter_topic(p) for p in PROCESSES]
+    before = high_watermarks(settings, letters)
     producer = Producer(producer_config(settings.kafka_bootstrap_servers))
     producer.produce(events_topic("order"), value=b"garbage, not avro", key=b"cli-dlq-test")
     assert producer.flush(30) == 0
 
     # Every group hearing order.events dead-letters it, and carries on.
-    dlt = dead_letter_topic("payment")
     deadline = time.monotonic() + 60
-    while high_watermarks(settings, [dlt])[f"{dlt}[0]"] == before[f"{dlt}[0]"]:
-        assert time.monotonic() < deadline
+    while any(n == before[t] for t, n in high_watermarks(settings, letters).items()):
+        assert time.monotonic() < deadline, "some group never dead-lettered the garbage"
         time.sleep(0.2)
+    dlt = dead_letter_topic("payment")
     position = f"{dlt}:{before[f'{dlt}[0]']}"
 
     listed = shopctl("dlq", "list", "--topic", dlt)
@@ -302,16 +317,29 @@ def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_i
     assert shown.returncode == 0
     assert "dlt_consumer_group: payment" in shown.stdout and "payload does not decode" in shown.stdout
 
-    after_first = high_watermarks(settings, [dead_letter_topic(p) for p in PROCESSES])
+    after_first = high_watermarks(settings, letters)
     replayed = shopctl("dlq", "replay", position)
     assert replayed.returncode == 0, replayed.stderr
     assert (
         "for group payment" in replayed.stdout and "failed again in payment: undecodable" in replayed.stdout
     )
-    time.sleep(2)
-    final = high_watermarks(settings, [dead_letter_topic(p) for p in PROCESSES])
+    # Once every other group has committed past the replayed record, it has skipped it or failed it.
+    topic, partition, offset = re.search(r"to (\S+)\[(\d+)\]@(\d+)", replayed.stdout).groups()
+    at = TopicPartition(topic, int(partition))
+    for group in set(PROCESSES) - {"payment"}:
+        deadline = time.monotonic() + 60
+        while committed_offset(settings, group, at) <= int(offset):
+            assert time.monotonic() < deadline, f"{group} never got past the replayed record"
+            time.sleep(0.2)
+    final = high_watermarks(settings, letters)
     grew = {t for t in final if final[t] != after_first[t]}
     assert grew == {f"{dlt}[0]"}, "only the group that failed it saw the replay"
+
+
+def committed_offset(settings, group: str, partition: TopicPartition) -> int:
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    request = ConsumerGroupTopicPartitions(group, [partition])
+    return admin.list_consumer_group_offsets([request])[group].result(10).topic_partitions[0].offset
 
 
 def test_status_and_load_exit_non_zero_when_something_is_down(services):

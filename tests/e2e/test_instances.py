@@ -69,7 +69,9 @@ def test_a_second_payment_instance_joins_and_leaves_mid_run(
     }
     for order in orders:
         refunds = [
-            e for e in tap.of(order.order_id) if e["event_type"] in ("PaymentCompleted", "PaymentRefunded")
+            e
+            for e in tap.wait_for(order.order_id, "PaymentCompleted")
+            if e["event_type"] in ("PaymentCompleted", "PaymentRefunded")
         ]
         assert len({e["event_id"] for e in refunds}) == len(refunds)
         assert len([e for e in refunds if e["event_type"] == "PaymentCompleted"]) == 1

@@ -18,7 +18,7 @@ import pytest
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg import sql
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, create_engine, func, select
 
 from shared.contracts import OrderPlaced
 from shared.messaging.codec import EventCodec
@@ -41,11 +41,13 @@ def _needs_the_stack(stack):
 class Database:
     role: str
     url: str  # SQLAlchemy URL of the role that owns the schema
-    engine: Engine
+    engine: Engine  # the runtime's, as the services configure theirs
     admin_dsn: str
+    # The test's own reads: pinged first, so that a connection an outage test cut is replaced, not raised.
+    reader: Engine
 
     def count(self, table, *where) -> int:
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             return conn.scalar(select(func.count()).select_from(table).where(*where)) or 0
 
     def admin(self, statement: sql.Composable | str) -> None:
@@ -71,9 +73,11 @@ def database(settings, unique) -> Iterator[Database]:
     engine = engine_for(url.render_as_string(hide_password=False))
     runtime_metadata.create_all(engine)
     test_metadata.create_all(engine)
-    db = Database(role, url.render_as_string(hide_password=False), engine, admin_dsn)
+    reader = create_engine(url, pool_size=1, pool_pre_ping=True)
+    db = Database(role, url.render_as_string(hide_password=False), engine, admin_dsn, reader)
     yield db
     engine.dispose()
+    reader.dispose()
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("ALTER ROLE {} LOGIN").format(sql.Identifier(role)))
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))

@@ -46,7 +46,7 @@ def _parent(span) -> str | None:
 
 
 def _trace(settings, trace_id: str, expected: int) -> list[dict]:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # spans are exported in batches, every few seconds
     while True:
         response = httpx.get(f"{settings.jaeger_query_url}/api/traces/{trace_id}", timeout=5)
         data = response.json().get("data") if response.status_code == 200 else None

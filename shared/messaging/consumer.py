@@ -17,11 +17,10 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from uuid import UUID
 
-import psycopg
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from opentelemetry.trace import SpanKind
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from shared.contracts import Envelope, Event
 from shared.messaging import metrics
@@ -37,6 +36,7 @@ from shared.messaging.headers import (
     header,
 )
 from shared.messaging.logs import message_context
+from shared.messaging.outages import is_outage
 from shared.messaging.outbox import add_to_outbox
 from shared.messaging.publishing import MessageFactory, OutgoingMessage
 from shared.messaging.retry import Backoff
@@ -240,6 +240,8 @@ class EventConsumer:
         for msg in msgs:
             err = msg.error()
             if err is not None:
+                if err.fatal():
+                    raise KafkaException(err)  # this client cannot go on: exit, for a supervisor to restart
                 if err.code() != KafkaError._PARTITION_EOF:
                     log.error("consumer error: %s", err)
                 continue
@@ -282,7 +284,7 @@ class EventConsumer:
                 reason, delay = self._failed(failed)
                 if delay is None:
                     continue  # at once: the batch goes on without it
-            except (TransientError, OperationalError, psycopg.OperationalError) as exc:
+            except TransientError as exc:
                 attempt += 1
                 reason, delay = type(exc).__name__, self._s.backoff.delay(attempt)
                 log.warning("transient failure, batch of %d retried in %.2fs: %s", len(items), delay, exc)
@@ -379,7 +381,7 @@ class EventConsumer:
                     handled_now.append(item)
                 add_to_outbox(conn, outgoing)
         except DBAPIError as exc:
-            if _transient(exc):
+            if is_outage(exc):
                 raise TransientError(str(exc.orig or exc)) from exc
             raise _BatchFailed(todo, exc) from exc
         for item in todo:
@@ -421,7 +423,7 @@ class EventConsumer:
                 item.poison = exc
                 raise _Retry from exc
             except DBAPIError as exc:
-                if _transient(exc):
+                if is_outage(exc):
                     raise
                 raise _MessageFailed(item, exc) from exc
             except Exception as exc:
@@ -545,10 +547,3 @@ class EventConsumer:
 
 class _Retry(Exception):
     """Redo the batch: an item was found poison inside the transaction."""
-
-
-def _transient(exc: DBAPIError) -> bool:
-    return exc.connection_invalidated or isinstance(
-        exc.orig,
-        psycopg.OperationalError | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected,
-    )

@@ -15,13 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, Producer
-from sqlalchemy import Connection, Engine, create_engine
+from sqlalchemy import Connection, Engine
 
 from shared.contracts import Event
 from shared.messaging.codec import EventCodec, schema_registry
 from shared.messaging.consumer import ConsumerSettings, EventConsumer, Handler, Hooks, consumer_config
 from shared.messaging.health import serve_health
 from shared.messaging.logs import configure_logging
+from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory, owners_topic
 from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
 from shared.messaging.tracing import configure_tracing
@@ -66,7 +67,7 @@ class Service:
         self.stop = threading.Event()
         # No pre-ping (a round trip before every batch): a connection found dead fails its batch with a
         # transient error, the pool discards it, and the retry gets a fresh one.
-        self.engine: Engine = create_engine(definition.database_url, pool_size=4)
+        self.engine: Engine = service_engine(definition.database_url, pool_size=4)
         registry = schema_registry(settings.schema_registry_url)
         self.codec = EventCodec(registry)
         self.codec.register(definition.publishes)

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    create_engine,
     insert,
 )
 
@@ -27,6 +26,7 @@ from shared.contracts import Envelope, Event, OrderPlaced, PaymentCompleted
 from shared.messaging.codec import EventCodec, schema_registry
 from shared.messaging.consumer import ConsumerSettings, EventConsumer, Hooks, consumer_config
 from shared.messaging.errors import HandlerRejected
+from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory
 from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
 from shared.messaging.retry import Backoff
@@ -96,7 +96,7 @@ class TestTopics:
 
 
 def engine_for(url: str) -> Engine:
-    return create_engine(url, pool_size=2)  # as the runtime's: no pre-ping
+    return service_engine(url, pool_size=2)  # as the runtime's
 
 
 def make_codec(registry_url: str) -> EventCodec:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import psycopg
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg import sql
 from sqlalchemy.engine import URL
 
@@ -23,30 +23,40 @@ from shared.topics import TOPICS, TopicSpec
 log = logging.getLogger("provision")
 
 
+class ProvisioningError(Exception):
+    """What exists contradicts the catalogue in a way that must not be fixed automatically."""
+
+
 def ensure_topics(
     bootstrap_servers: str, specs: Iterable[TopicSpec] = TOPICS, timeout: float = 30
 ) -> list[str]:
-    """Create the missing topics and grow any that have fewer partitions than asked. Returns what changed."""
+    """Create the missing topics. Returns what changed.
+
+    A topic with fewer partitions than the catalogue asks is an error, not something to grow: adding
+    partitions moves keys to other partitions, and an order's events would no longer be in order."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
     existing = admin.list_topics(timeout=timeout).topics
     specs = list(specs)
     changed: list[str] = []
 
+    short = [
+        f"{s.name} has {len(existing[s.name].partitions)} partitions, the catalogue asks {s.partitions}"
+        for s in specs
+        if s.name in existing and len(existing[s.name].partitions) < s.partitions
+    ]
+    if short:
+        raise ProvisioningError(
+            "; ".join(short) + ": adding partitions would move orders' keys and break their order; "
+            "migrate such a topic deliberately (new topic, drained old one)"
+        )
     to_create = [
         NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config())
         for s in specs
         if s.name not in existing
     ]
-    to_grow = [
-        NewPartitions(s.name, s.partitions)
-        for s in specs
-        if s.name in existing and len(existing[s.name].partitions) < s.partitions
-    ]
     futures = {}
     if to_create:
         futures |= admin.create_topics(to_create, operation_timeout=timeout, request_timeout=timeout)
-    if to_grow:
-        futures |= admin.create_partitions(to_grow, operation_timeout=timeout, request_timeout=timeout)
     for name, future in futures.items():
         try:
             future.result()
@@ -123,11 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.what in ("topics", "all"):
             changed = ensure_topics(settings.kafka_bootstrap_servers)
-            log.info("topics ready (%d): created or grown: %s", len(TOPICS), ", ".join(changed) or "none")
+            log.info("topics ready (%d): created: %s", len(TOPICS), ", ".join(changed) or "none")
         if args.what in ("database", "all"):
             ensure_roles_and_schemas(settings)
             log.info("database roles and schemas ready for %s", ", ".join(PROCESSES))
-    except (KafkaException, psycopg.Error, ValueError) as exc:
+    except (KafkaException, psycopg.Error, ValueError, ProvisioningError) as exc:
         log.error("provisioning %s failed: %s", args.what, exc)
         return 1
     return 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from shared.topics import TOPICS
+from shared.provision import ProvisioningError, ensure_topics
+from shared.topics import DAY_MS, TOPICS, TopicSpec
 
 
 def test_produce_and_consume_through_a_new_topic(kafka_config, unique):
@@ -63,3 +65,18 @@ def test_topics_are_not_created_by_accident(kafka_config, unique):
     producer.flush(10)
     assert errors and errors[0] is not None
     assert f"no-such-topic.{unique}" not in AdminClient(kafka_config).list_topics(timeout=10).topics
+
+
+def test_provisioning_creates_what_is_missing_and_never_adds_partitions(kafka_config, unique):
+    admin = AdminClient(kafka_config)
+    spec = TopicSpec(f"provision.{unique}", 2, DAY_MS)
+    try:
+        assert ensure_topics(kafka_config["bootstrap.servers"], [spec]) == [spec.name]
+        assert ensure_topics(kafka_config["bootstrap.servers"], [spec]) == [], "idempotent"
+
+        wider = TopicSpec(spec.name, 4, DAY_MS)
+        with pytest.raises(ProvisioningError, match=rf"{spec.name} has 2 partitions, the catalogue asks 4"):
+            ensure_topics(kafka_config["bootstrap.servers"], [wider])
+        assert len(admin.list_topics(spec.name, timeout=10).topics[spec.name].partitions) == 2
+    finally:
+        admin.delete_topics([spec.name])[spec.name].result(timeout=30)

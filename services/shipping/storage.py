@@ -59,7 +59,9 @@ _LOCK = (
     .with_for_update(of=consignments)
 )
 _SAVE = consignments.update().where(consignments.c.order_id == bindparam("key")).values(updated_at=func.now())
-_SHIP = insert(shipments).on_conflict_do_nothing()
+# Only a second shipment of the same order is absorbed; any other conflict (a tracking number taken)
+# is an error, never a shipment silently not recorded.
+_SHIP = insert(shipments).on_conflict_do_nothing(index_elements=[shipments.c.order_id])
 
 
 class Countries:

@@ -143,6 +143,11 @@ def show(
         show_order(_uuid(order_id or "", "ORDER_ID"), read)
 
 
+def _short(event_id: UUID) -> str:
+    # The tail: event ids are UUIDv7, whose first digits are the time, alike for events of one moment.
+    return str(event_id)[-8:]
+
+
 def show_order(order_id: UUID, read: ReadModel | None = None) -> None:
     events = (read or ReadModel(settings())).timeline(order_id)
     if not events:
@@ -157,8 +162,8 @@ def show_order(order_id: UUID, read: ReadModel | None = None) -> None:
             e["occurred_at"].strftime("%H:%M:%S.%f")[:-3],
             e["event_type"],
             e["source"],
-            str(e["event_id"])[:8],
-            f"{cause['event_type']} {str(cause['event_id'])[:8]}" if cause else "-",
+            _short(e["event_id"]),
+            f"{cause['event_type']} {_short(cause['event_id'])}" if cause else "-",
         )
     console.print(table)
     state = Table(show_header=True, title="state per service", title_justify="left")

@@ -85,6 +85,8 @@ def test_place_an_order_wait_for_it_and_follow_it(settings, services, customer, 
     for step in ("PaymentCompleted", "StockReserved", "ShipmentCreated", "OrderCompleted", "StockShipped"):
         assert step in placed.stdout
     assert re.search(r"inventory\s+│ StockShipped, tracking_number=TRK-", placed.stdout), placed.stdout
+    short_ids = re.findall(r"│ \w+\s+│ \w+\s+│ ([0-9a-f]{8}) │", placed.stdout)
+    assert len(short_ids) == 6 and len(set(short_ids)) == 6, "each event told apart by its short id"
 
     for args in ([order_id], ["--correlation", correlation]):
         shown = shopctl("order", "show", *args)

@@ -328,9 +328,10 @@ def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_i
     # Once every other group has committed past the replayed record, it has skipped it or failed it.
     topic, partition, offset = re.search(r"to (\S+)\[(\d+)\]@(\d+)", replayed.stdout).groups()
     at = TopicPartition(topic, int(partition))
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
     for group in set(PROCESSES) - {"payment"}:
         deadline = time.monotonic() + 60
-        while committed_offset(settings, group, at) <= int(offset):
+        while committed_offset(admin, group, at) <= int(offset):
             assert time.monotonic() < deadline, f"{group} never got past the replayed record"
             time.sleep(0.2)
     final = high_watermarks(settings, letters)
@@ -338,8 +339,7 @@ def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_i
     assert grew == {f"{dlt}[0]"}, "only the group that failed it saw the replay"
 
 
-def committed_offset(settings, group: str, partition: TopicPartition) -> int:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+def committed_offset(admin: AdminClient, group: str, partition: TopicPartition) -> int:
     request = ConsumerGroupTopicPartitions(group, [partition])
     return admin.list_consumer_group_offsets([request])[group].result(10).topic_partitions[0].offset
 

@@ -14,16 +14,26 @@ from pathlib import Path
 from alembic import command, context
 from alembic.config import Config
 from sqlalchemy import Connection, create_engine, func, select, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import NullPool
+
+from shared.settings import get_settings, with_connection_options
 
 SERVICES_DIR = Path(__file__).resolve().parents[1] / "services"
 
 
-def migrate(service: str, url: URL | str) -> None:
-    engine = create_engine(url, poolclass=NullPool)
+def migrate(service: str, url: URL | str, timeout: float | None = None) -> None:
+    """Upgrade to head. `timeout` (seconds; default DATABASE_MIGRATION_TIMEOUT) bounds each statement
+    and lock wait in place of the role's service timeouts: waiting for another instance's migration
+    (the advisory lock) or rewriting a table legitimately takes longer than a message may."""
+    settings = get_settings()
+    engine = create_engine(with_connection_options(make_url(url), settings), poolclass=NullPool)
+    bound = f"{round((timeout or settings.database_migration_timeout) * 1000)}ms"
     try:
         with engine.begin() as conn:
+            # SET LOCAL: for this transaction only; set_config binds the value as a parameter.
+            conn.execute(select(func.set_config("statement_timeout", bound, True)))
+            conn.execute(select(func.set_config("lock_timeout", bound, True)))
             conn.execute(select(func.pg_advisory_xact_lock(zlib.crc32(f"migrations:{service}".encode()))))
             config = Config()
             config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
@@ -43,7 +53,7 @@ def run_migrations_online() -> None:
 
 
 if __name__ == "__main__":
-    from shared.settings import PROCESSES, get_settings
+    from shared.settings import PROCESSES
 
     if len(sys.argv) != 2 or sys.argv[1] not in PROCESSES:
         sys.exit(f"usage: python -m shared.migrations {{{','.join(PROCESSES)}}}")

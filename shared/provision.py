@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import psycopg
 from confluent_kafka import KafkaException
@@ -69,7 +69,10 @@ def ensure_topics(
 
 
 def ensure_roles_and_schemas(settings: Settings) -> None:
-    """One login role per service, owning one schema of the same name; no rights anywhere else."""
+    """One login role per service, owning one schema of the same name; no rights anywhere else; and
+    the role's timeouts (Settings.role_timeouts), so that nothing the database does can hang a service."""
+    timeouts = settings.role_timeouts()
+    _check_relay_fits(settings)
     admin = settings.admin_database_url()
     by_database: dict[str, list[URL]] = {}
     for service in PROCESSES:
@@ -81,6 +84,7 @@ def ensure_roles_and_schemas(settings: Settings) -> None:
             _ensure_database(conn, database)
             for url in urls:
                 _ensure_role(conn, url.username or "", url.password or "")
+                set_role_timeouts(conn, url.username or "", timeouts)
                 conn.execute(
                     sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
                         sql.Identifier(database), sql.Identifier(url.username or "")
@@ -95,6 +99,32 @@ def ensure_roles_and_schemas(settings: Settings) -> None:
                 role = sql.Identifier(url.username or "")
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0} AUTHORIZATION {0}").format(role))
                 conn.execute(sql.SQL("ALTER ROLE {0} SET search_path = {0}").format(role))
+
+
+def set_role_timeouts(conn: psycopg.Connection, role: str, timeouts: Mapping[str, str]) -> None:
+    """Make `timeouts` (shared.settings.role_timeouts: statement, lock, idle in transaction) the role's
+    defaults, in every database. Idempotent; sessions opened from now on have them."""
+    for name, value in timeouts.items():
+        conn.execute(
+            sql.SQL("ALTER ROLE {} SET {} = {}").format(
+                sql.Identifier(role), sql.Identifier(name), sql.Literal(value)
+            )
+        )
+
+
+def _check_relay_fits(settings: Settings) -> None:
+    # The relay keeps its transaction open, idle, while the broker acknowledges a batch (up to its
+    # delivery timeout): a shorter idle timeout would end every slow batch's session, and it would be
+    # sent again and again.
+    from shared.messaging.relay import RelaySettings
+
+    delivery = RelaySettings().delivery_timeout
+    idle = settings.database_idle_in_transaction_timeout
+    if idle <= delivery:
+        raise ProvisioningError(
+            f"DATABASE_IDLE_IN_TRANSACTION_TIMEOUT ({idle} s) must be above the relay's delivery "
+            f"timeout ({delivery} s)"
+        )
 
 
 def ensure_owned_database(admin: URL, database: str, role: str, password: str) -> None:

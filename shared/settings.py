@@ -71,6 +71,22 @@ class Settings(BaseSettings):
     # `postgres` service while .env.example keeps the host view (localhost:5432).
     database_host: str | None = None
 
+    # Seconds. Set on every service role by provisioning (ALTER ROLE ... SET), so that no statement,
+    # lock wait or abandoned transaction holds a service up (README: Configuration). Lock waits end
+    # before statements do (role_timeouts says why).
+    database_lock_timeout: float = Field(default=5.0, gt=0)
+    database_statement_timeout: float = Field(default=30.0, gt=0)
+    # Above the relay's delivery timeout (30 s): it holds its transaction while the broker acknowledges.
+    database_idle_in_transaction_timeout: float = Field(default=60.0, gt=0)
+    # A migration may rewrite a table: its own, wider bound for statements and lock waits.
+    database_migration_timeout: float = Field(default=600.0, gt=0)
+    # Every connection (connection_options): how long to wait for the server to answer at all, and when
+    # to declare a silent peer dead (keepalive probes after `idle` s, every `interval` s, `count` lost).
+    database_connect_timeout: int = Field(default=5, ge=1)
+    database_keepalives_idle: int = Field(default=10, ge=1)
+    database_keepalives_interval: int = Field(default=5, ge=1)
+    database_keepalives_count: int = Field(default=3, ge=1)
+
     @model_validator(mode="after")
     def _every_service_has_a_database(self) -> Settings:
         missing = [s for s in PROCESSES if getattr(self, f"{s}_database_url") is None]
@@ -78,6 +94,37 @@ class Settings(BaseSettings):
             names = ", ".join(f"{s.upper()}_DATABASE_URL" for s in missing)
             raise ValueError(f"{names} not set (see .env.example)")
         return self
+
+    @model_validator(mode="after")
+    def _coherent_timeouts(self) -> Settings:
+        self.role_timeouts()  # raises if they contradict each other
+        return self
+
+    def connection_options(self) -> dict[str, str]:
+        """The libpq parameters every connection of every process sets (services, relay, migrations,
+        provisioning, seed, shopctl): a server that does not answer, or a peer that vanished without a
+        word (a dead host, a dropped NAT entry), fails the connection instead of hanging it."""
+        dead_after = self.database_keepalives_idle + self.database_keepalives_interval * (
+            self.database_keepalives_count
+        )
+        return {
+            "connect_timeout": str(self.database_connect_timeout),
+            "keepalives": "1",
+            "keepalives_idle": str(self.database_keepalives_idle),
+            "keepalives_interval": str(self.database_keepalives_interval),
+            "keepalives_count": str(self.database_keepalives_count),
+            # Keepalives only probe an idle socket; data sent and never acknowledged (the server gone
+            # mid-request) is bounded by this, in milliseconds, to the same deadline.
+            "tcp_user_timeout": str(dead_after * 1000),
+        }
+
+    def role_timeouts(self) -> dict[str, str]:
+        """The server-side timeouts provisioning sets on each service role, as PostgreSQL values."""
+        return role_timeouts(
+            statement=self.database_statement_timeout,
+            lock=self.database_lock_timeout,
+            idle_in_transaction=self.database_idle_in_transaction_timeout,
+        )
 
     def database_url(self, service: ServiceName) -> URL:
         """The SQLAlchemy URL of one service's own database role."""
@@ -97,7 +144,7 @@ class Settings(BaseSettings):
             params["host"] = host
             if port:
                 params["port"] = port
-        return make_conninfo(**params)
+        return make_conninfo(**{**self.connection_options(), **params})
 
     def _located(self, raw: str) -> URL:
         from sqlalchemy.engine import make_url
@@ -106,7 +153,7 @@ class Settings(BaseSettings):
         if self.database_host:
             host, _, port = self.database_host.partition(":")
             url = url.set(host=host, port=int(port) if port else url.port)
-        return url
+        return with_connection_options(url, self)
 
 
 @cache
@@ -116,5 +163,32 @@ def get_settings() -> Settings:
 
 
 def libpq_dsn(url: URL) -> str:
-    """A plain libpq connection string (for psycopg) from a SQLAlchemy URL."""
+    """A plain libpq connection string (for psycopg) from a SQLAlchemy URL, its options included."""
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def with_connection_options(url: URL, settings: Settings | None = None) -> URL:
+    """The URL with every connection option it does not set itself (Settings.connection_options):
+    the URLs the settings hand out carry them, and engines apply them to any URL they are given.
+    psycopg's SQLAlchemy dialect passes a URL's query to libpq as connection parameters."""
+    options = (settings or get_settings()).connection_options()
+    return url.update_query_dict({**options, **url.query})
+
+
+def role_timeouts(*, statement: float, lock: float, idle_in_transaction: float) -> dict[str, str]:
+    """PostgreSQL's settings for the three timeouts, from seconds (to whole milliseconds).
+
+    A lock wait must end as lock_not_available (55P03, an outage: waited out in place), never be cut
+    short by the statement timeout as query_canceled (57014, counted against the message)."""
+    if not 0 < lock < statement:
+        raise ValueError(
+            f"lock timeout ({lock} s) must be above 0 and below the statement timeout ({statement} s): "
+            "a lock wait the statement timeout cancels would count against the message"
+        )
+    if idle_in_transaction <= 0:
+        raise ValueError("idle-in-transaction timeout must be above 0 (0 would turn it off)")
+    return {
+        "statement_timeout": f"{round(statement * 1000)}ms",
+        "lock_timeout": f"{round(lock * 1000)}ms",
+        "idle_in_transaction_session_timeout": f"{round(idle_in_transaction * 1000)}ms",
+    }

@@ -24,9 +24,8 @@ class ReadModel:
     def _query(self, sql: str, *params: object) -> list[dict[str, Any]]:
         try:
             if self._conn is None:
-                self._conn = psycopg.connect(
-                    self._dsn, row_factory=dict_row, autocommit=True, connect_timeout=5
-                )
+                # The DSN carries every connection option (connect timeout, keepalives).
+                self._conn = psycopg.connect(self._dsn, row_factory=dict_row, autocommit=True)
             return self._conn.execute(sql, params).fetchall()
         except psycopg.OperationalError as exc:
             raise unavailable(f"timeline read model unreachable: {str(exc).strip().splitlines()[0]}") from exc

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import psycopg
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError
+
+from shared.settings import with_connection_options
 
 # SQLSTATE classes (https://www.postgresql.org/docs/current/errcodes-appendix.html) that are the server's
 # or the deployment's state, whatever the message.
@@ -60,8 +62,9 @@ def is_outage(exc: BaseException) -> bool:
 
 def service_engine(url: str, *, pool_size: int) -> Engine:
     """The engine of a runtime process. No pre-ping (a round trip per checkout): a lost connection
-    fails its transaction, an outage, and the pool replaces it."""
-    engine = create_engine(url, pool_size=pool_size)
+    fails its transaction, an outage, and the pool replaces it. Every connection has the connection
+    options (connect timeout, keepalives): a server gone silent fails a transaction, never hangs it."""
+    engine = create_engine(with_connection_options(make_url(url)), pool_size=pool_size)
     event.listen(engine, "handle_error", _read_only_is_lost)
     return engine
 

@@ -6,9 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from psycopg.conninfo import conninfo_to_dict
+from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 
-from shared.settings import REPO_ROOT, SERVICES, Settings, libpq_dsn
+from shared.settings import REPO_ROOT, SERVICES, Settings, libpq_dsn, with_connection_options
 
 
 def test_the_two_connection_strings_of_a_role_name_the_same_database():
@@ -30,3 +33,38 @@ def test_settings_load_from_any_working_directory(tmp_path):
         check=True,
     )
     assert out.stdout.startswith("postgresql+psycopg://orders:")
+
+
+def test_every_database_url_carries_the_connection_options():
+    settings = Settings()
+    options = settings.connection_options()
+    assert {"connect_timeout", "keepalives", "keepalives_idle", "tcp_user_timeout"} <= options.keys()
+    urls = [settings.database_url(s) for s in SERVICES] + [settings.admin_database_url()]
+    for url in urls:
+        assert conninfo_to_dict(libpq_dsn(url)).items() >= options.items()
+    assert conninfo_to_dict(settings.libpq_dsn_of("timeline")).items() >= options.items()
+    # One a URL sets itself is kept.
+    own = with_connection_options(make_url("postgresql+psycopg://u:p@h/db?connect_timeout=1"), settings)
+    assert own.query["connect_timeout"] == "1" and own.query["keepalives"] == "1"
+
+
+def test_the_role_timeouts_keep_lock_waits_outages_and_outlast_the_relay():
+    from shared.messaging.relay import RelaySettings
+
+    settings = Settings()
+    assert settings.database_lock_timeout < settings.database_statement_timeout
+    assert settings.database_idle_in_transaction_timeout > RelaySettings().delivery_timeout
+    assert settings.role_timeouts() == {
+        "statement_timeout": "30000ms",
+        "lock_timeout": "5000ms",
+        "idle_in_transaction_session_timeout": "60000ms",
+    }
+    with pytest.raises(ValidationError, match="below the statement timeout"):
+        Settings(database_lock_timeout=30, database_statement_timeout=30)
+
+
+def test_provisioning_refuses_an_idle_timeout_the_relay_would_outlast():
+    from shared.provision import ProvisioningError, ensure_roles_and_schemas
+
+    with pytest.raises(ProvisioningError, match="relay's delivery timeout"):
+        ensure_roles_and_schemas(Settings(database_idle_in_transaction_timeout=30))

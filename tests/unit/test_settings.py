@@ -68,3 +68,11 @@ def test_provisioning_refuses_an_idle_timeout_the_relay_would_outlast():
 
     with pytest.raises(ProvisioningError, match="relay's delivery timeout"):
         ensure_roles_and_schemas(Settings(database_idle_in_transaction_timeout=30))
+
+
+def test_engines_add_the_connection_options_to_any_url():
+    from shared.messaging.outages import service_engine
+
+    engine = service_engine("postgresql+psycopg://u:p@h/db", pool_size=1)
+    assert engine.url.query.items() >= Settings().connection_options().items()
+    assert conninfo_to_dict(libpq_dsn(engine.url)).items() >= Settings().connection_options().items()

@@ -39,5 +39,15 @@ COMMIT_FAILURES = Counter(
 CONSUMER_LAG = Gauge(
     "shop_consumer_lag", "High watermark minus the consumer's position.", ["group", "topic", "partition"]
 )
-OUTBOX_BACKLOG = Gauge("shop_outbox_backlog", "Outbox rows not yet published.", ["schema"])
+OUTBOX_BACKLOG = Gauge("shop_outbox_backlog", "Outbox rows waiting to be published (not parked).", ["schema"])
+OUTBOX_PARKED = Gauge(
+    "shop_outbox_parked",
+    "Outbox rows parked: refused by the broker, or behind such a row of their key.",
+    ["schema"],
+)
+OUTBOX_OLDEST_PENDING = Gauge(
+    "shop_outbox_oldest_pending_seconds",
+    "Age of the oldest outbox row waiting to be published (0: none).",
+    ["schema"],
+)
 OUTBOX_PUBLISHED = Counter("shop_outbox_published_total", "Outbox rows published to Kafka.", ["schema"])

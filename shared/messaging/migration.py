@@ -1,7 +1,8 @@
-"""The runtime's tables as Alembic operations, for each service's first migration.
+"""The runtime's tables as Alembic operations, one function per version, each called by a revision of
+every service.
 
 Frozen here as history: a later change to shared/messaging/tables.py comes with a new function and a
-new revision in every service, never an edit of this one.
+new revision in every service, never an edit of an earlier one.
 """
 
 from __future__ import annotations
@@ -40,3 +41,31 @@ def create_runtime_tables_v1() -> None:
     op.create_index("outbox_published_at", "outbox", ["published_at"], postgresql_using="brin")
     for ddl in OUTBOX_NOTIFY_DDL:
         op.execute(ddl.statement)
+
+
+def park_refused_rows_v2() -> None:
+    """Outbox rows the broker refuses for good are parked, not retried forever; an operator retries
+    or discards them. The relay's index now covers pending rows only (not parked, not discarded)."""
+    op.add_column("outbox", sa.Column("parked_at", sa.DateTime(timezone=True)))
+    op.add_column("outbox", sa.Column("park_reason", sa.Text))
+    op.add_column("outbox", sa.Column("discarded_at", sa.DateTime(timezone=True)))
+    op.add_column("outbox", sa.Column("discard_reason", sa.Text))
+    op.create_check_constraint(
+        "outbox_one_state", "outbox", "num_nonnulls(published_at, parked_at, discarded_at) <= 1"
+    )
+    op.drop_index("outbox_unpublished", "outbox")
+    op.create_index(
+        "outbox_pending",
+        "outbox",
+        ["id"],
+        postgresql_where=sa.text("published_at IS NULL AND parked_at IS NULL AND discarded_at IS NULL"),
+    )
+    op.create_index(
+        "outbox_parked", "outbox", ["message_key", "id"], postgresql_where=sa.text("parked_at IS NOT NULL")
+    )
+    op.create_index(
+        "outbox_discarded_at",
+        "outbox",
+        ["discarded_at"],
+        postgresql_where=sa.text("discarded_at IS NOT NULL"),
+    )

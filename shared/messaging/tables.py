@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (
     DDL,
     BigInteger,
+    CheckConstraint,
     Column,
     DateTime,
     Identity,
@@ -22,6 +23,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+
+from shared.messaging.parked import CHANNEL_SUFFIX, PENDING
 
 metadata = MetaData()
 
@@ -51,13 +54,24 @@ outbox = Table(
     # Kafka headers: the envelope's copy and the W3C trace context of the moment the event was decided.
     Column("headers", JSONB, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # A row ends published, or parked (the broker refused it, or one before it of the same key, for
+    # good: it waits for an operator), or discarded (an operator's decision: never sent). Pending while
+    # none of the three; a retried row is pending again and keeps its park reason as history.
     Column("published_at", DateTime(timezone=True)),
-    # The relay only ever reads what is not yet published, oldest first.
-    Index("outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    Column("parked_at", DateTime(timezone=True)),
+    Column("park_reason", Text),
+    Column("discarded_at", DateTime(timezone=True)),
+    Column("discard_reason", Text),
+    CheckConstraint("num_nonnulls(published_at, parked_at, discarded_at) <= 1", name="outbox_one_state"),
+    # The relay only ever reads pending rows, oldest first; parked ones stay out of its way.
+    Index("outbox_pending", "id", postgresql_where=text(PENDING)),
+    # Is this key parked? (asked for every row the relay reads): an index as small as the parked rows.
+    Index("outbox_parked", "message_key", "id", postgresql_where=text("parked_at IS NOT NULL")),
     Index("outbox_published_at", "published_at", postgresql_using="brin"),
+    Index("outbox_discarded_at", "discarded_at", postgresql_where=text("discarded_at IS NOT NULL")),
 )
 
-OUTBOX_CHANNEL_SUFFIX = "_outbox"
+OUTBOX_CHANNEL_SUFFIX = CHANNEL_SUFFIX
 
 # Wake the relay at commit time; the notification carries nothing, the table is the truth.
 OUTBOX_NOTIFY_DDL = [

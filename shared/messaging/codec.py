@@ -3,17 +3,20 @@
 Wire format: magic byte 0, the schema's 4-byte registry id, then the Avro body (fastavro). Subjects
 follow the topic-record-name strategy (`<topic>-<record name>`), because one topic carries every event
 type of its owning service. Schemas are registered, with BACKWARD compatibility per subject, once at
-start-up; per message there is only dictionary look-ups and (de)serialisation.
+start-up; per message there is only dictionary look-ups and (de)serialisation. A schema id a message
+names is read with only once the registry says it is a version of our contract's subject for its
+record (writer_schemas.py has the other checks); refused ids are remembered a minute.
 """
 
 from __future__ import annotations
 
 import io
-import json
+import logging
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -23,17 +26,27 @@ from pydantic import ValidationError
 from shared.contracts import EVENT_TYPES, Envelope, Event
 from shared.contracts.schemas import avro_schema, avro_schema_json
 from shared.messaging.errors import (
+    ForeignSchema,
     InvalidRecord,
+    PoisonMessage,
     TransientError,
     UndecodableMessage,
     UnknownEventType,
     UnknownSchema,
+    UnreadableSchema,
 )
+from shared.messaging.writer_schemas import parse_writer_schema, record_name
 from shared.topics import events_topic
+
+_T = TypeVar("_T")
+log = logging.getLogger("shop.codec")
 
 _HEADER = struct.Struct(">bI")
 _MAGIC = 0
 _BY_RECORD_NAME = {t.record_name(): t for t in EVENT_TYPES.values()}
+# Schema ids refused as poison are not asked about again for a while; the memory of them is bounded.
+_REFUSED_FOR = 60.0
+_MAX_REFUSED = 1024
 
 
 def schema_registry(url: str, timeout: float = 10) -> SchemaRegistryClient:
@@ -70,6 +83,7 @@ class EventCodec:
         self._registry = registry
         self._registered: dict[type[Event], Registered] = {}
         self._readers: dict[int, _Reader] = {}
+        self._refused: dict[int, tuple[float, PoisonMessage]] = {}
 
     def register(self, event_types: Iterable[type[Event]]) -> None:
         """Register what this process publishes (idempotent), at start-up."""
@@ -95,7 +109,10 @@ class EventCodec:
                     continue  # nobody published it yet; its reader loads on first sight
                 raise
             if latest.schema_id not in self._readers:
-                self._load_reader(latest.schema_id)
+                try:
+                    self._load_reader(latest.schema_id)
+                except PoisonMessage as exc:  # its messages will be dead-lettered: no reason not to start
+                    log.error("the latest schema of %s is refused: %s", subject_name(event_type), exc)
 
     def registered(self, event_type: type[Event]) -> Registered:
         try:
@@ -135,33 +152,63 @@ class EventCodec:
             event = reader.event_type.model_validate(record)
         except ValidationError as exc:
             raise InvalidRecord(_summary(exc)) from exc
+        except Exception as exc:  # whatever a validator raises on a value nobody foresaw
+            raise InvalidRecord(f"record of schema {schema_id} does not validate: {exc!r}") from exc
         if envelope.event_type != reader.type_name:
             # Handlers are chosen by the envelope's type: it must name the record it travels with.
             raise InvalidRecord(f"envelope says {envelope.event_type}, the record is {reader.type_name}")
         return envelope, event
 
     def _load_reader(self, schema_id: int) -> _Reader:
+        """Read with a writer schema only once the registry vouches for it (writer_schemas.py)."""
+        refused = self._refused.get(schema_id)
+        if refused is not None and refused[0] > time.monotonic():
+            raise refused[1]
         try:
-            registered = self._registry.get_schema(schema_id)
+            reader = self._vetted_reader(schema_id)
+        except PoisonMessage as exc:
+            # Remembered a while: a stream of such messages costs the registry one look-up a minute.
+            if len(self._refused) >= _MAX_REFUSED:
+                self._refused.clear()
+            self._refused[schema_id] = (time.monotonic() + _REFUSED_FOR, exc)
+            raise
+        self._readers[schema_id] = reader
+        return reader
+
+    def _vetted_reader(self, schema_id: int) -> _Reader:
+        registered = self._ask(lambda: self._registry.get_schema(schema_id), schema_id)
+        writer_json = parse_writer_schema(schema_id, registered.schema_type, registered.schema_str or "")
+        name = record_name(writer_json)
+        event_type = _BY_RECORD_NAME.get(name)
+        if event_type is None:
+            raise UnknownEventType(f"schema id {schema_id} is {name}, not an event this system knows")
+        subject = subject_name(event_type)
+        versions = self._ask(lambda: self._registry.get_schema_versions(schema_id), schema_id)
+        if not any(v.subject == subject for v in versions):
+            where = ", ".join(sorted({v.subject for v in versions})) or "no subject"
+            raise ForeignSchema(
+                f"schema id {schema_id} ({name}) is registered under {where}, not under {subject}"
+            )
+        ours = avro_schema(event_type)
+        same = fastavro.schema.to_parsing_canonical_form(
+            writer_json
+        ) == fastavro.schema.to_parsing_canonical_form(ours)
+        try:
+            writer = _for_reading(writer_json)
+        except Exception as exc:  # fastavro refuses it: whoever registered it, it cannot be read
+            raise UnreadableSchema(f"schema id {schema_id} does not parse as Avro: {exc!r}") from exc
+        return _Reader(event_type, writer, None if same else _for_reading(ours), event_type.type_name())
+
+    @staticmethod
+    def _ask(call: Callable[[], _T], schema_id: int) -> _T:
+        try:
+            return call()
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
                 raise UnknownSchema(f"schema id {schema_id} is not in the registry") from exc
             raise TransientError(f"schema registry: {exc}") from exc
         except Exception as exc:  # connection errors from the HTTP client
             raise TransientError(f"schema registry unreachable: {exc!r}") from exc
-        writer_json = json.loads(registered.schema_str)
-        name = f"{writer_json.get('namespace', '')}.{writer_json.get('name', '')}"
-        event_type = _BY_RECORD_NAME.get(name)
-        if event_type is None:
-            raise UnknownEventType(f"schema id {schema_id} is {name}, not an event this system knows")
-        ours = avro_schema(event_type)
-        same = fastavro.schema.to_parsing_canonical_form(
-            writer_json
-        ) == fastavro.schema.to_parsing_canonical_form(ours)
-        writer, reader_schema = _for_reading(writer_json), None if same else _for_reading(ours)
-        reader = _Reader(event_type, writer, reader_schema, event_type.type_name())
-        self._readers[schema_id] = reader
-        return reader
 
 
 def _for_reading(schema: Any) -> Any:

@@ -25,8 +25,15 @@ from sqlalchemy.exc import DBAPIError
 from shared.contracts import Envelope, Event
 from shared.messaging import metrics
 from shared.messaging.codec import EventCodec
-from shared.messaging.dead_letters import REPLAY_GROUP, DeadLetter, dead_letter
-from shared.messaging.errors import PoisonMessage, RetriesExhausted, TransientError
+from shared.messaging.dead_letters import DeadLetterSender, Failure
+from shared.messaging.errors import (
+    InvalidHeader,
+    Misrouted,
+    PoisonMessage,
+    RetriesExhausted,
+    TransientError,
+    UndecodableMessage,
+)
 from shared.messaging.headers import (
     CAUSATION_ID,
     CORRELATION_ID,
@@ -40,11 +47,11 @@ from shared.messaging.outages import is_outage
 from shared.messaging.outbox import add_to_outbox
 from shared.messaging.publishing import MessageFactory, OutgoingMessage
 from shared.messaging.retry import Backoff
+from shared.messaging.routing import Routing, routing_of
 from shared.messaging.tables import processed_events
 from shared.messaging.tracing import (
-    TRACEPARENT,
+    context_of,
     current_trace_id,
-    extract_from,
     forwarding,
     is_sampled,
     trace_id_of,
@@ -116,10 +123,6 @@ def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
     }
 
 
-# The headers the loop itself reads, before (or instead of) decoding the body.
-_ROUTING = frozenset({EVENT_TYPE, REPLAY_GROUP, TRACEPARENT})
-
-
 @dataclass(slots=True)
 class _Item:
     msg: Message
@@ -127,7 +130,7 @@ class _Item:
     partition: int
     offset: int
     headers: KafkaHeaders  # read once: Message.headers() builds a new list on every call
-    routing: dict[str, str]  # event type, replay group, traceparent: found in one pass
+    routing: Routing  # event type, replay group, trace context: found and validated in one pass
     envelope: Envelope | None = None
     event: Event | None = None
     poison: PoisonMessage | None = None
@@ -173,6 +176,9 @@ class EventConsumer:
         self._codec = codec
         self._factory = factory
         self._handlers = {t.type_name(): h for t, h in handlers.items()}
+        self._dead_letters = DeadLetterSender(
+            dead_letter_producer, settings.group, settings.dead_letter_topic
+        )
         self._uow_factory = uow_factory
         self._hooks = hooks or Hooks()
         self._revoked: set[tuple[str, int]] = set()
@@ -184,7 +190,7 @@ class EventConsumer:
         group = settings.group
         self._m_handled = {name: metrics.MESSAGES_HANDLED.labels(group, name) for name in self._handlers}
         self._m_latency = {name: metrics.HANDLER_SECONDS.labels(group, name) for name in self._handlers}
-        self._m_ignored = metrics.MESSAGES_IGNORED.labels(group)
+        self._m_skipped = metrics.MESSAGES_SKIPPED
         self._m_duplicates = metrics.DUPLICATES_SKIPPED.labels(group)
         self._m_batch = metrics.BATCH_SECONDS.labels(group)
 
@@ -246,12 +252,7 @@ class EventConsumer:
                     log.error("consumer error: %s", err)
                 continue
             headers = msg.headers()
-            routing = {}
-            if headers:
-                for key, value in headers:
-                    if key in _ROUTING and value is not None:
-                        routing[key] = value.decode("utf-8", "replace")
-            append(_Item(msg, msg.topic(), msg.partition(), msg.offset(), headers, routing))
+            append(_Item(msg, msg.topic(), msg.partition(), msg.offset(), headers, routing_of(headers)))
         return items
 
     def _process(self, items: list[_Item], stop: threading.Event) -> bool:
@@ -342,27 +343,55 @@ class EventConsumer:
     # -- one batch --------------------------------------------------------------------------------
 
     def _decode(self, items: list[_Item]) -> None:
+        """Decode what is for this group; skip (and count) the rest unread; find the poison."""
+        group = self._s.group
         for item in items:
-            if item.event is not None or item.poison is not None or item.dead_lettered:
+            if item.event is not None or item.poison is not None or item.dead_lettered or item.committed:
                 continue
-            replay_for = item.routing.get(REPLAY_GROUP)
-            declared_type = item.routing.get(EVENT_TYPE)
-            if (replay_for and replay_for != self._s.group) or (
-                declared_type and declared_type not in self._handlers
-            ):
-                continue  # not for this group: no need to even decode it
+            routing = item.routing
+            if routing.problem is not None:
+                item.poison = InvalidHeader(routing.problem)
+                continue
+            declared = routing.event_type
+            if routing.replay_group is not None and routing.replay_group != group:
+                self._skipped(item, declared or "unknown", "replay-for-another-group")
+                continue
+            if declared is not None and declared not in self._handlers:
+                self._skipped(item, declared, "not-handled")
+                continue
             try:
-                item.envelope, item.event = self._codec.decode(item.msg.value())
+                envelope, event = self._codec.decode(item.msg.value())
+                if declared is not None and declared != envelope.event_type:
+                    raise InvalidHeader(
+                        f"header {EVENT_TYPE} says {declared}, the record is {envelope.event_type}"
+                    )
+                expected = self._factory.topic_of(type(event))
+                if item.topic != expected:
+                    raise Misrouted(f"{envelope.event_type} belongs on {expected}, not on {item.topic}")
+            except TransientError:
+                raise  # the registry is away: the batch waits for it
             except PoisonMessage as exc:
                 item.poison = exc
+                continue
+            except Exception as exc:  # anything else a hostile message provokes is its own doing too
+                item.poison = UndecodableMessage(f"message could not be read: {exc!r}")
+                continue
+            item.envelope, item.event = envelope, event
+
+    def _skipped(self, item: _Item, event_type: str, reason: str) -> None:
+        item.committed = True  # nothing to do for it: its offset is committed with the batch
+        self._m_skipped.labels(self._s.group, event_type, reason).inc()
 
     def _handle_in_one_transaction(self, items: list[_Item]) -> None:
         handlers = self._handlers
-        todo = [i for i in items if i.event is not None and i.poison is None and not i.committed]
-        wanted = [i for i in todo if i.envelope.event_type in handlers]  # type: ignore[union-attr]
-        if len(wanted) < len(todo):
-            self._m_ignored.inc(len(todo) - len(wanted))
-        todo = wanted
+        todo = []
+        for item in items:
+            if item.event is None or item.poison is not None or item.committed:
+                continue
+            if item.envelope.event_type in handlers:  # type: ignore[union-attr]
+                todo.append(item)
+            else:  # no event_type header said so: known only once decoded
+                self._skipped(item, item.envelope.event_type, "not-handled")  # type: ignore[union-attr]
         if not todo:
             return
         try:
@@ -433,7 +462,7 @@ class EventConsumer:
             return out
 
     def _trace(self, item: _Item, envelope: Envelope) -> AbstractContextManager[str | None]:
-        traceparent = item.routing.get(TRACEPARENT)
+        traceparent = item.routing.traceparent
         if traceparent is not None and not is_sampled(traceparent):
             return forwarding(traceparent)
         return self._consumer_span(item, envelope)
@@ -444,7 +473,7 @@ class EventConsumer:
         # Attributes given at the start: the sampler sees them, and they are checked once, not twice.
         with tracer.start_as_current_span(
             f"process {topic}",
-            context=extract_from(item.headers),
+            context=context_of(item.routing.traceparent, item.routing.tracestate),
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "kafka",
@@ -458,45 +487,43 @@ class EventConsumer:
                 "shop.correlation_id": str(envelope.correlation_id),
             },
         ):
+            if item.routing.trace_problem is not None:
+                log.warning("a new trace starts: %s", item.routing.trace_problem)
             yield current_trace_id()
 
     def _send_dead_letters(self, items: list[_Item]) -> None:
         letters = [i for i in items if i.poison is not None and not i.dead_lettered]
         if not letters:
             return
-        failures: list[KafkaError] = []
-        for item in letters:
-            letter: DeadLetter = dead_letter(
-                item.msg, self._s.group, self._s.dead_letter_topic, item.poison, max(1, item.attempts)
-            )
-            self._dlq.produce(
-                letter.topic,
-                value=letter.value,
-                key=letter.key,
-                headers=letter.headers,
-                on_delivery=lambda err, _m: failures.append(err) if err else None,
-            )
-            headers = item.headers
-            with message_context(
-                event_id=header(headers, EVENT_ID),
-                event_type=header(headers, EVENT_TYPE),
-                correlation_id=header(headers, CORRELATION_ID),
-                causation_id=header(headers, CAUSATION_ID),
-                trace_id=trace_id_of(item.routing.get(TRACEPARENT)),
-            ):
-                log.error(
-                    "dead-lettered %s[%d]@%d: %s: %s",
-                    item.topic,
-                    item.partition,
-                    item.offset,
-                    item.poison.kind,
-                    item.poison,
-                )
-            metrics.DEAD_LETTERED.labels(self._s.group, item.poison.kind).inc()  # type: ignore[union-attr]
-        if self._dlq.flush(30) or failures:
-            raise TransientError(f"dead-letter topic did not acknowledge: {failures[:1]}")
-        for item in letters:
+        sent, problem = self._dead_letters.send(
+            [Failure(i.msg, i.poison, max(1, i.attempts)) for i in letters]  # type: ignore[arg-type]
+        )
+        for index in sent:
+            item = letters[index]
             item.dead_lettered = True  # sent: a retry of this batch must not send it again
+            self._log_dead_letter(item)
+        if problem is not None:
+            raise TransientError(problem)
+
+    def _log_dead_letter(self, item: _Item) -> None:
+        headers, poison = item.headers, item.poison
+        assert poison is not None
+        with message_context(
+            event_id=_printable(header(headers, EVENT_ID)),
+            event_type=item.routing.event_type,
+            correlation_id=_printable(header(headers, CORRELATION_ID)),
+            causation_id=_printable(header(headers, CAUSATION_ID)),
+            trace_id=trace_id_of(item.routing.traceparent),
+        ):
+            log.error(
+                "dead-lettered %s[%d]@%d: %s: %s",
+                item.topic,
+                item.partition,
+                item.offset,
+                poison.kind,
+                poison,
+            )
+        metrics.DEAD_LETTERED.labels(self._s.group, poison.kind).inc()
 
     def _commit_offsets(self, items: list[_Item]) -> None:
         """Asynchronously (a round trip per batch would cost more than the batch): the outcome reaches
@@ -543,6 +570,11 @@ class EventConsumer:
             self._consumer.close()  # commits nothing more (all committed per batch) and leaves the group
         finally:
             self._dlq.flush(10)
+
+
+def _printable(value: str | None) -> str | None:
+    """A header as a log line may quote it: anyone could have written it."""
+    return value if value is None or len(value) <= 64 else f"{value[:32]}... ({len(value)} chars)"
 
 
 class _Retry(Exception):

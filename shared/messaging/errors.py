@@ -25,6 +25,36 @@ class UnknownEventType(PoisonMessage):
     kind = "unknown-event-type"
 
 
+class ForeignSchema(PoisonMessage):
+    """The writer schema is not one of our contract's: another subject, another format, not a record."""
+
+    kind = "foreign-schema"
+
+
+class UnreadableSchema(PoisonMessage):
+    """The writer schema is ours in form but unsafe to read with (too deep, items of no size)."""
+
+    kind = "unreadable-schema"
+
+
+class InvalidHeader(PoisonMessage):
+    """A header the runtime routes by is malformed, names no known event type, or contradicts the record."""
+
+    kind = "invalid-header"
+
+
+class Misrouted(PoisonMessage):
+    """A well-formed event on a topic where its type does not belong."""
+
+    kind = "misrouted"
+
+
+class OversizedEvent(PoisonMessage):
+    """A handler decided an event too large for the broker: the incoming message fails, not the relay."""
+
+    kind = "oversized-event"
+
+
 class HandlerRejected(PoisonMessage):
     """Raised by a handler for a message it will never accept (a broken invariant, not a business outcome:
     business outcomes such as an insufficient balance are events, e.g. PaymentFailed)."""

@@ -7,8 +7,11 @@ from prometheus_client import Counter, Gauge, Histogram
 MESSAGES_HANDLED = Counter(
     "shop_messages_handled_total", "Messages whose handler ran and committed.", ["group", "event_type"]
 )
-MESSAGES_IGNORED = Counter(
-    "shop_messages_ignored_total", "Messages of event types this group does not handle.", ["group"]
+MESSAGES_SKIPPED = Counter(
+    "shop_messages_skipped_total",
+    "Messages left unhandled on purpose: a known event type this group does not handle "
+    "(reason not-handled), or a dead letter replayed for another group.",
+    ["group", "event_type", "reason"],
 )
 DUPLICATES_SKIPPED = Counter(
     "shop_duplicates_skipped_total", "Messages skipped because their event id was already handled.", ["group"]

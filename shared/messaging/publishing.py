@@ -11,6 +11,7 @@ from opentelemetry.trace import SpanKind
 
 from shared.contracts import Event
 from shared.messaging.codec import EventCodec
+from shared.messaging.errors import OversizedEvent
 from shared.messaging.headers import CORRELATION_ID, EVENT_ID, envelope_headers
 from shared.messaging.ids import new_event_id
 from shared.messaging.tracing import TRACEPARENT, forwarded_traceparent, inject_into, tracer
@@ -30,6 +31,12 @@ class OutgoingMessage(NamedTuple):
     headers: dict[str, str]
 
 
+# librdkafka's message.max.bytes, which the relay's producer keeps, less room for the record's framing:
+# an event larger than this could never leave the outbox, so it is refused where it is decided.
+MAX_MESSAGE_BYTES = 1_000_000
+_FRAMING = 4096
+
+
 def owners_topic(event_type: type[Event]) -> str:
     return events_topic(event_type.owner)
 
@@ -43,6 +50,13 @@ class MessageFactory:
         self._topic_for = topic_for
         self._topics: dict[type[Event], str] = {}  # per event type, worked out on first use
 
+    def topic_of(self, event_type: type[Event]) -> str:
+        """Where events of this type are published (and so where they are expected to arrive)."""
+        topic = self._topics.get(event_type)
+        if topic is None:
+            topic = self._topics[event_type] = self._topic_for(event_type)
+        return topic
+
     def message(self, event: Event, correlation_id: UUID, causation_id: UUID | None) -> OutgoingMessage:
         """Wrap an event in its envelope; the trace context current now travels with it.
 
@@ -51,9 +65,7 @@ class MessageFactory:
         event_type = type(event)
         name = event_type.type_name()
         registered = self._codec.registered(event_type)
-        topic = self._topics.get(event_type) or self._topics.setdefault(
-            event_type, self._topic_for(event_type)
-        )
+        topic = self._topics.get(event_type) or self.topic_of(event_type)
         event_id = new_event_id()
         occurred_at = datetime.now(UTC)
         envelope = {
@@ -88,4 +100,10 @@ class MessageFactory:
             ):
                 inject_into(headers)
                 payload = self._codec.encode_record(event_type, record)
+        size = len(payload) + len(key) + sum(len(k) + len(v) for k, v in headers.items())
+        if size > MAX_MESSAGE_BYTES - _FRAMING:
+            raise OversizedEvent(
+                f"{name} for order {key} would be a {size}-byte message; the broker takes at most "
+                f"{MAX_MESSAGE_BYTES - _FRAMING}"
+            )
         return OutgoingMessage(event_id, name, topic, key, payload, headers)

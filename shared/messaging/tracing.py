@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping, MutableMapping
+from collections.abc import MutableMapping
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -14,13 +14,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from shared.messaging.headers import KafkaHeaders
-
 _propagator = TraceContextTextMapPropagator()
-# Computed once: the propagator builds a new set on every access.
-_PROPAGATED = frozenset(_propagator.fields)
 tracer = trace.get_tracer("shop.messaging")
 TRACEPARENT = "traceparent"
+TRACESTATE = "tracestate"
 
 # The unsampled fast path: a message whose trace was not sampled where it started gets no spans
 # (nothing would be recorded); its traceparent is forwarded as it is to what its handler emits, so the
@@ -31,11 +28,8 @@ _forwarded: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 def is_sampled(traceparent: str) -> bool:
-    """The sampled flag of a W3C traceparent (version-traceid-spanid-flags)."""
-    try:
-        return bool(int(traceparent[-2:], 16) & 1)
-    except ValueError:
-        return True  # malformed: let the SDK parse it and decide
+    """The sampled flag of a well-formed W3C traceparent (version-traceid-spanid-flags)."""
+    return bool(int(traceparent[-2:], 16) & 1)
 
 
 class forwarding:
@@ -79,10 +73,13 @@ def inject_into(carrier: MutableMapping[str, str]) -> None:
     _propagator.inject(carrier)
 
 
-def extract_from(headers: KafkaHeaders) -> otel_context.Context:
-    carrier: Mapping[str, str] = {
-        k: v.decode("ascii", "replace") for k, v in headers or () if v is not None and k in _PROPAGATED
-    }
+def context_of(traceparent: str | None, tracestate: str | None) -> otel_context.Context:
+    """The context to continue: from header values already validated (routing.py); none starts anew."""
+    if traceparent is None:
+        return otel_context.Context()
+    carrier = {TRACEPARENT: traceparent}
+    if tracestate:
+        carrier[TRACESTATE] = tracestate
     return _propagator.extract(carrier)
 
 

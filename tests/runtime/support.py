@@ -134,13 +134,13 @@ class Storefront:
         self.send_raw(message.payload, key=message.key, headers=message.headers)
         return event, message
 
-    def send_raw(self, value: bytes | None, key: str = "k", headers: dict[str, str] | None = None) -> None:
+    def send_raw(self, value: bytes | None, key: str = "k", headers: dict | list | None = None) -> None:
         errors = []
         self.producer.produce(
             self.topic,
             value=value,
             key=key,
-            headers=list((headers or {}).items()),
+            headers=list(headers.items()) if isinstance(headers, dict) else list(headers or []),
             on_delivery=lambda err, _m: errors.append(err) if err else None,
         )
         assert self.producer.flush(30) == 0 and not errors, errors

@@ -74,6 +74,11 @@ class HealthServer:
             for n in range(self.limits.workers)
         ]
 
+    @property
+    def threads(self) -> tuple[threading.Thread, ...]:
+        """Every thread it runs: the accepting one and the workers, never more."""
+        return tuple(self._threads)
+
     def start(self) -> HealthServer:
         for thread in self._threads:
             thread.start()

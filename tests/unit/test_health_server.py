@@ -52,8 +52,8 @@ def _closed_by_server(sock: socket.socket) -> bool:
         return True
 
 
-def _health_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("health")]
+def _own_threads(server: HealthServer) -> list[threading.Thread]:
+    return [t for t in server.threads if t.is_alive()]
 
 
 def test_idle_and_slow_clients_do_not_keep_a_probe_from_its_answer(start):
@@ -82,7 +82,7 @@ def test_idle_and_slow_clients_do_not_keep_a_probe_from_its_answer(start):
             assert took < 0.5, f"a probe waited {took:.2f}s behind idle clients"
         assert _get(server, "/metrics")[0] == 200
         # No thread per connection: the accepting thread and the fixed workers, all the while.
-        assert len(_health_threads()) == 1 + LIMITS.workers
+        assert len(_own_threads(server)) == 1 + LIMITS.workers
         assert threading.active_count() <= threads_before + 1  # the test's own slow client
 
         until(lambda: all(_closed_by_server(s) for s in idle), timeout=10, what="idle clients closed")
@@ -123,7 +123,7 @@ def test_beyond_the_workers_and_their_queue_requests_are_shed_at_once(start):
         for sock in shed:
             assert sock.recv(100).startswith(b"HTTP/1.0 503"), "shed, not queued"
         assert time.monotonic() - started < 1.0, "shed at once"
-        assert len(_health_threads()) == 1 + LIMITS.workers
+        assert len(_own_threads(server)) == 1 + LIMITS.workers
     finally:
         release.set()
     for sock in busy + queued:

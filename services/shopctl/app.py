@@ -1,4 +1,5 @@
-"""`shopctl`: place orders, publish any event, follow an order, run a load, handle dead letters."""
+"""`shopctl`: place orders, publish any event, follow an order, run a load, handle dead letters and
+parked outbox rows."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.shopctl import deadletters, load, status
+from services.shopctl import deadletters, load, outbox, status
 from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
 from services.shopctl.readmodel import ReadModel, outcome, per_service_state
 from shared.settings import Settings, get_settings
@@ -30,6 +31,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 order_app = typer.Typer(no_args_is_help=True, help="Place an order, or follow one through the saga.")
 app.add_typer(order_app, name="order")
 app.add_typer(deadletters.app, name="dlq")
+app.add_typer(outbox.app, name="outbox")
 console = Console()
 
 

@@ -1,4 +1,5 @@
-"""`shopctl status`: every component and service, reachable or not, with lag, backlog and dead letters."""
+"""`shopctl status`: every component and service, reachable or not, with lag, backlog, parked outbox rows
+and dead letters."""
 
 from __future__ import annotations
 
@@ -67,8 +68,16 @@ def _health_text(health: dict[str, Any] | None) -> str:
     return "[green]healthy[/]" if health.get("healthy") else "[red]unhealthy[/]"
 
 
+def _parked_text(parked: float | None) -> str:
+    # A warning, not an outage: the rest of the outbox flows past them (`shopctl outbox list`).
+    if parked is None:
+        return "-"
+    return f"[yellow]{parked:.0f}[/]" if parked else "0"
+
+
 def run() -> None:
-    """Each component and service: reachable or not, consumer lag, outbox backlog, dead letters."""
+    """Each component and service: reachable or not, consumer lag, outbox backlog and parked rows, dead
+    letters. Exits non-zero when something is down; parked rows are shown in yellow, not counted down."""
     s = get_settings()
     components = Table("component", "endpoint", "state", title="components", title_justify="left")
     checks = {
@@ -103,6 +112,7 @@ def run() -> None:
         "partitions",
         "consumer lag",
         "outbox backlog",
+        "parked",
         "dead letters",
         title="services",
         title_justify="left",
@@ -115,12 +125,14 @@ def run() -> None:
         if consumer:
             dead = consumer.get_watermark_offsets(TopicPartition(dead_letter_topic(process), 0), timeout=5)[1]
         backlog = _metric(process, "shop_outbox_backlog")
+        parked = _metric(process, "shop_outbox_parked")
         services.add_row(
             process,
             _health_text(health),
             "-" if health is None else str(health["assigned_partitions"]),
             "-" if lag is None else str(lag),
             "-" if backlog is None else f"{backlog:.0f}",
+            _parked_text(parked),
             "-" if dead is None else str(dead),
         )
     console.print(services)

@@ -66,10 +66,11 @@ def producer_config(bootstrap_servers: str) -> dict[str, object]:
         "message.timeout.ms": 30_000,
         # How long a topic missing from the metadata may still be on its way (default 30 s). Topics are
         # provisioned before anything produces and the broker never creates them, so missing is almost
-        # always missing for good; a new topic reaches every broker in well under a second. Below
-        # message.timeout.ms, so that a missing topic fails as UNKNOWN_TOPIC_OR_PART (a refusal: the
-        # row is parked) and not as _MSG_TIMED_OUT (retried forever), and a batch carrying such a row
-        # holds the rest up for 5 s, not 30.
+        # always missing for good; a new topic reaches every broker in well under a second. The relay
+        # asks for a topic's metadata before its first row (_missing_topics); this bounds the rest, a
+        # topic deleted after that: below message.timeout.ms, so that it fails as UNKNOWN_TOPIC_OR_PART
+        # (a refusal: the row is parked) and not as _MSG_TIMED_OUT (retried forever), and a batch
+        # carrying such a row holds the rest up for 5 s, not 30.
         "topic.metadata.propagation.max.ms": 5_000,
     }
 

@@ -10,6 +10,7 @@ import typer
 from confluent_kafka import (
     Consumer,
     ConsumerGroupTopicPartitions,
+    KafkaError,
     KafkaException,
     Message,
     Producer,
@@ -47,15 +48,15 @@ def _consumer() -> Consumer:
     return consumer
 
 
-def _read(topic: str, start: int = 0, end: int | None = None) -> list[Message]:
+def _read(topic: str, start: int = 0, end: int | None = None, partition: int = 0) -> list[Message]:
     consumer = _consumer()
     try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
         end = high if end is None else min(end, high)
         start = max(start, low)
         if start >= end:
             return []
-        consumer.assign([TopicPartition(topic, 0, start)])
+        consumer.assign([TopicPartition(topic, partition, start)])
         out: list[Message] = []
         deadline = time.monotonic() + 30
         while len(out) < end - start and time.monotonic() < deadline:
@@ -82,6 +83,27 @@ def _one(position: str) -> Message:
     return found[0]
 
 
+def _original_of(stub: Message) -> Message | None:
+    """The message a stub stands for, read from where it says; None once the topic no longer has it."""
+    h = as_dict(stub.headers())
+    try:
+        partition, offset = int(h.get(dlt.ORIGINAL_PARTITION, "")), int(h.get(dlt.ORIGINAL_OFFSET, ""))
+    except ValueError:
+        return None
+    topic = h.get(dlt.ORIGINAL_TOPIC, "")
+    found = _read(topic, offset, offset + 1, partition) if topic else []
+    return found[0] if found else None
+
+
+def _stub_line(headers: dict[str, str]) -> str:
+    return (
+        f"a stub: the letter was too large to send whole; the body ({headers.get(dlt.ORIGINAL_SIZE)} bytes, "
+        f"sha256 {headers.get(dlt.ORIGINAL_SHA256)}) stays on {headers.get(dlt.ORIGINAL_TOPIC)}"
+        f"[{headers.get(dlt.ORIGINAL_PARTITION)}]@{headers.get(dlt.ORIGINAL_OFFSET)}; "
+        f"{headers.get(dlt.HEADERS_DROPPED, '0')} of its headers did not fit"
+    )
+
+
 @app.command("list")
 def list_(
     topic: Annotated[list[str] | None, typer.Option(help="Dead-letter topic(s); default: all")] = None,
@@ -100,7 +122,7 @@ def list_(
             table.add_row(
                 f"{t}:{msg.offset()}",
                 h.get(dlt.CONSUMER_GROUP, "?"),
-                h.get(dlt.ERROR_KIND, "?"),
+                h.get(dlt.ERROR_KIND, "?") + (" (stub)" if dlt.is_stub(msg.headers()) else ""),
                 f"{h.get(dlt.ORIGINAL_TOPIC)}[{h.get(dlt.ORIGINAL_PARTITION)}]@{h.get(dlt.ORIGINAL_OFFSET)}",
                 h.get("event_type", "-"),
                 h.get(dlt.ERROR_MESSAGE, "")[:80],
@@ -111,24 +133,34 @@ def list_(
 
 @app.command()
 def show(position: Annotated[str, typer.Argument(help="DLT_TOPIC:OFFSET, as `dlq list` shows it")]) -> None:
-    """One dead letter: its error, its original position, its headers and its payload where it decodes."""
+    """One dead letter: its error, its original position, its headers and its payload where it decodes.
+
+    A stub's payload is read from the original topic, where it stayed."""
     msg = _one(position)
     headers = as_dict(msg.headers())
     console.print(f"[bold]{position}[/] key={msg.key().decode(errors='replace') if msg.key() else None}")
     for k, v in headers.items():
-        console.print(f"  {k}: {v}", highlight=False)
+        console.print(f"  {k}: {v[:200]}{'...' if len(v) > 200 else ''}", highlight=False)
+    value = msg.value()
+    if dlt.is_stub(msg.headers()):
+        console.print(_stub_line(headers), highlight=False)
+        original = _original_of(msg)
+        if original is None:
+            console.print("the original is no longer on its topic (retention): only this stub is left")
+            return
+        value = original.value()
     # Imported here, not at start-up: every shopctl command pays for what the module imports.
     from shared.messaging.codec import EventCodec, schema_registry
     from shared.messaging.errors import PoisonMessage, TransientError
 
     codec = EventCodec(schema_registry(get_settings().schema_registry_url))
     try:
-        envelope, event = codec.decode(msg.value())
+        envelope, event = codec.decode(value)
         console.print_json(
             json.dumps({"envelope": envelope.model_dump(mode="json"), **event.model_dump(mode="json")})
         )
     except (PoisonMessage, TransientError) as exc:
-        preview = (msg.value() or b"")[:64]
+        preview = (value or b"")[:64]
         console.print(f"payload does not decode ({exc}); first bytes: {preview!r}", highlight=False)
 
 
@@ -137,10 +169,17 @@ def replay(
     position: Annotated[str, typer.Argument(help="DLT_TOPIC:OFFSET, as `dlq list` shows it")],
     wait: Annotated[float, typer.Option(help="Seconds to watch what the consumer does with it")] = 30,
 ) -> None:
-    """Send a dead letter back to the one consumer group that failed it, and say what happened."""
+    """Send a dead letter back to the one consumer group that failed it, and say what happened.
+
+    A stub is replayed with the original's bytes, read from the original topic."""
     msg = _one(position)
+    original = None
+    if dlt.is_stub(msg.headers()):
+        original = _original_of(msg)
+        if original is None:
+            raise CliError(f"{position} is a stub and its original is no longer on its topic", NOT_FOUND)
     try:
-        again = dlt.replay_of(msg)
+        again = dlt.replay_of(msg, original)
     except ValueError as exc:
         raise bad_input(f"{position}: {exc}") from exc
     group = dict(again.headers)[dlt.REPLAY_GROUP]
@@ -154,18 +193,24 @@ def replay(
     from shared.messaging.relay import producer_config
 
     s = get_settings()
-    producer = Producer(producer_config(s.kafka_bootstrap_servers))
+    # What the broker took once it takes again (plus one small header): its limit decides, not ours.
+    producer = Producer({**producer_config(s.kafka_bootstrap_servers), "message.max.bytes": 2 * 1024 * 1024})
     landed: list[Message] = []
-    producer.produce(
-        again.topic,
-        value=again.value,
-        key=again.key,
-        headers=again.headers,
-        on_delivery=lambda err, m: landed.append(m) if err is None else None,
-    )
+    refused: list[KafkaError] = []
+    try:
+        producer.produce(
+            again.topic,
+            value=again.value,
+            key=again.key,
+            headers=again.headers,
+            on_delivery=lambda err, m: refused.append(err) if err is not None else landed.append(m),
+        )
+    except KafkaException as exc:
+        refused.append(exc.args[0])
     producer.flush(30)
     if not landed:
-        raise unavailable(f"the broker did not acknowledge the replay to {again.topic}")
+        why = f": {refused[0].str()}" if refused else ""
+        raise unavailable(f"the broker did not acknowledge the replay to {again.topic}{why}")
     sent = landed[0]
     console.print(
         f"replayed {position} to {sent.topic()}[{sent.partition()}]@{sent.offset()} for group {group}"

@@ -1,0 +1,118 @@
+"""Hostile input on a real topic of the running system, as the issue that asked for this found it: one
+message near the broker's limit, one with headers near it, one with a huge non-UTF-8 traceparent.
+Every service stays up and healthy, the stubs say what happened, and orders go on completing."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import re
+
+from confluent_kafka import Producer
+
+from shared.messaging import dead_letters as dlt
+from shared.messaging.publishing import MessageFactory
+from shared.settings import HEALTH_PORTS, PROCESSES
+from shared.topics import dead_letter_topic, events_topic
+from tests.e2e.support import health, order_placed
+from tests.e2e.test_cli import high_watermarks, shopctl
+from tests.runtime.support import read_all
+from tests.waiting import until
+
+NEAR_THE_LIMIT = 1_040_000  # the broker takes up to 1,048,588 bytes
+
+
+def hearing(topic: str) -> set[str]:
+    """The processes whose handler tables subscribe them to a topic."""
+    out = set()
+    for process in PROCESSES:
+        handlers = importlib.import_module(f"services.{process}.handlers").HANDLERS
+        if any(events_topic(t.owner) == topic for t in handlers):
+            out.add(process)
+    return out
+
+
+def test_hostile_messages_cost_dead_letters_never_a_service(
+    settings, services, storefront, tap, schemas, customer, sku
+):
+    topic = events_topic("order")
+    groups = hearing(topic)
+    letters = [dead_letter_topic(g) for g in groups]
+    before = high_watermarks(settings, letters)
+    producer = Producer(
+        {"bootstrap.servers": settings.kafka_bootstrap_servers, "message.max.bytes": 1_048_000}
+    )
+    noise = os.urandom(NEAR_THE_LIMIT)
+    producer.produce(topic, value=noise, key=b"hostile-value")
+    producer.produce(
+        topic, value=b"not avro", key=b"hostile-headers", headers=[("x", os.urandom(NEAR_THE_LIMIT))]
+    )
+    # A good order whose traceparent is 330 KB of bytes that are not UTF-8.
+    traced = order_placed(customer, [(sku, 1, "2.00")])
+    message = MessageFactory(storefront.publisher.codec, "storefront").message(traced, traced.order_id, None)
+    headers = [(k, v) for k, v in message.headers.items() if k != "traceparent"]
+    producer.produce(
+        topic,
+        value=message.payload,
+        key=message.key,
+        headers=[*headers, ("traceparent", b"\xfe\xff" * 165_000)],
+    )
+    assert producer.flush(30) == 0
+
+    # Every group hearing order.events dead-letters the two it cannot read, as stubs, and handles the order.
+    until(
+        lambda: all(n >= before[t] + 2 for t, n in high_watermarks(settings, letters).items()),
+        60,
+        "every group's two stubs",
+    )
+    events = tap.wait_for(traced.order_id, "OrderCompleted", "StockShipped")
+    for event in (e for e in events if e["event_type"] != "OrderPlaced"):
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", event["traceparent"]), "a trace of its own"
+
+    for group in groups:
+        dlt_topic = dead_letter_topic(group)
+        start = before[f"{dlt_topic}[0]"]
+        mine = [
+            m
+            for m in read_all({"bootstrap.servers": settings.kafka_bootstrap_servers}, dlt_topic, start + 2)
+            if m.offset() >= start and m.key() in (b"hostile-value", b"hostile-headers")
+        ]
+        assert {m.key() for m in mine} == {b"hostile-value", b"hostile-headers"}, group
+        for letter in mine:
+            h = dict(letter.headers())
+            assert h[dlt.STUB] == b"true" and letter.value() is None
+            if letter.key() == b"hostile-value":
+                assert h[dlt.ORIGINAL_SHA256].decode() == hashlib.sha256(noise).hexdigest()
+
+    # The operator's view of one stub, and its replay: the body comes from the original topic.
+    payment_dlt = dead_letter_topic("payment")
+    stub_offset = next(
+        m.offset()
+        for m in read_all({"bootstrap.servers": settings.kafka_bootstrap_servers}, payment_dlt, 1)
+        if m.key() == b"hostile-value" and m.offset() >= before[f"{payment_dlt}[0]"]
+    )
+    shown = shopctl("dlq", "show", f"{payment_dlt}:{stub_offset}")
+    assert shown.returncode == 0, shown.stderr
+    assert "a stub" in shown.stdout and f"{NEAR_THE_LIMIT} bytes" in shown.stdout
+    assert "payload does not decode" in shown.stdout, "read from the original topic"
+    replayed = shopctl("dlq", "replay", f"{payment_dlt}:{stub_offset}")
+    assert replayed.returncode == 0, replayed.stderr
+    assert "failed again in payment: undecodable" in replayed.stdout
+
+    # And after all that: the next order completes, everyone is healthy, nothing waits in an outbox.
+    good, _ = storefront.place(customer, [(sku, 1, "2.00")])
+    tap.wait_for(good.order_id, "OrderCompleted", "StockShipped")
+    for process in PROCESSES:
+        until(lambda p=process: health(HEALTH_PORTS[p])["healthy"], 30, f"{process} healthy")
+    for service in ("order", "inventory", "payment", "shipping"):
+        until(
+            lambda s=service: (
+                schemas.one(
+                    s, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL AND parked_at IS NULL"
+                )["n"]
+                == 0
+            ),
+            30,
+            f"{service}'s outbox drained",
+        )

@@ -212,6 +212,13 @@ def publish(
             raise bad_input(f"{where}: {field}: {first['msg']}") from exc
     correlation = _uuid(correlation_id, "--correlation-id") if correlation_id else None
     publisher = connect_publisher([event_cls])
+    from shared.messaging.errors import OversizedEvent
+
+    for (where, _), event in zip(payloads, events, strict=True):
+        try:
+            publisher.check_size(event)  # all of them before any is published
+        except OversizedEvent as exc:
+            raise bad_input(f"{where}: {exc}") from exc
     table = Table("event id", "order id", "topic", "partition", "offset")
     for event in events:
         p = publish_one(publisher, event, correlation)

@@ -38,6 +38,10 @@ class EventPublisher:
         self._producer = Producer(producer_config(settings.kafka_bootstrap_servers))
         self._failures: list[KafkaError] = []
 
+    def check_size(self, event: Event) -> None:
+        """Raises OversizedEvent for an event no broker would take: check a batch before sending any."""
+        self._factory.check_size(event)
+
     def send(self, event: Event, correlation_id: UUID | None = None) -> OutgoingMessage:
         """Publish without waiting (for a stream of events); `flush` then says whether all landed."""
         message = self._factory.message(event, correlation_id or uuid4(), None)

@@ -100,10 +100,33 @@ class MessageFactory:
             ):
                 inject_into(headers)
                 payload = self._codec.encode_record(event_type, record)
-        size = len(payload) + len(key) + sum(len(k) + len(v) for k, v in headers.items())
-        if size > MAX_MESSAGE_BYTES - _FRAMING:
-            raise OversizedEvent(
-                f"{name} for order {key} would be a {size}-byte message; the broker takes at most "
-                f"{MAX_MESSAGE_BYTES - _FRAMING}"
-            )
+        _check_size(name, key, payload, headers)
         return OutgoingMessage(event_id, name, topic, key, payload, headers)
+
+    def check_size(self, event: Event) -> None:
+        """OversizedEvent if the event could never be sent: for a producer to refuse a batch whole,
+        before any of it is published. Its envelope is a stand-in of the real one's size; no span."""
+        event_type = type(event)
+        sample = str(new_event_id())
+        envelope = {
+            "event_id": sample,
+            "event_type": event_type.type_name(),
+            "schema_version": self._codec.registered(event_type).version,
+            "occurred_at": datetime.now(UTC),
+            "source": self._source,
+            "correlation_id": sample,
+            "causation_id": sample,
+        }
+        payload = self._codec.encode_record(event_type, {"envelope": envelope, **event.model_dump()})
+        headers = envelope_headers(envelope, envelope["occurred_at"].isoformat())
+        headers[TRACEPARENT] = "00-" + "0" * 32 + "-" + "0" * 16 + "-01"
+        _check_size(event_type.type_name(), str(event.order_id), payload, headers)
+
+
+def _check_size(name: str, key: str, payload: bytes, headers: dict[str, str]) -> None:
+    size = len(payload) + len(key) + sum(len(k) + len(v) for k, v in headers.items())
+    if size > MAX_MESSAGE_BYTES - _FRAMING:
+        raise OversizedEvent(
+            f"{name} for order {key} would be a {size}-byte message; the broker takes at most "
+            f"{MAX_MESSAGE_BYTES - _FRAMING}"
+        )

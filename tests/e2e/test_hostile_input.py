@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import re
 
@@ -16,7 +17,7 @@ from shared.messaging.publishing import MessageFactory
 from shared.settings import HEALTH_PORTS, PROCESSES
 from shared.topics import dead_letter_topic, events_topic
 from tests.e2e.support import health, order_placed
-from tests.e2e.test_cli import high_watermarks, shopctl
+from tests.e2e.test_cli import EVENT_TOPICS, high_watermarks, published_by_shopctl_since, shopctl, valid_order
 from tests.runtime.support import read_all
 from tests.waiting import until
 
@@ -68,7 +69,9 @@ def test_hostile_messages_cost_dead_letters_never_a_service(
     )
     events = tap.wait_for(traced.order_id, "OrderCompleted", "StockShipped")
     for event in (e for e in events if e["event_type"] != "OrderPlaced"):
-        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", event["traceparent"]), "a trace of its own"
+        assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", event["traceparent"]), (
+            "a trace of its own"
+        )
 
     for group in groups:
         dlt_topic = dead_letter_topic(group)
@@ -116,3 +119,20 @@ def test_hostile_messages_cost_dead_letters_never_a_service(
             30,
             f"{service}'s outbox drained",
         )
+
+
+def test_shopctl_publish_refuses_an_event_too_large_for_the_broker_and_publishes_none_of_the_batch(
+    settings, services, tmp_path
+):
+    small = valid_order()
+    lines = [{"sku": "SKU-" + "X" * 36, "quantity": 1, "unit_price": "1.00"}] * 30_000
+    huge = valid_order(order_id="0c3f9a5e-1d2b-4c3a-8e7f-6a5b4c3d2e1f", items=lines, total="30000.00")
+    batch = tmp_path / "orders.jsonl"
+    batch.write_text(json.dumps(small) + "\n" + json.dumps(huge) + "\n")
+    before = high_watermarks(settings, EVENT_TOPICS)
+    result = shopctl("publish", "OrderPlaced", "--file", str(batch))
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert (
+        f"{batch}:2: OrderPlaced for order" in result.stderr and "the broker takes at most" in result.stderr
+    )
+    assert published_by_shopctl_since(settings, before) == 0, "not even the small one before it"

@@ -309,7 +309,8 @@ def test_routing_headers_are_checked_before_use_and_skips_are_counted(
 
 def reserve_too_much(event: OrderPlaced, uow, envelope) -> list[StockReserved]:
     """A handler deciding an event larger than any broker takes."""
-    return [StockReserved(order_id=event.order_id, lines=[StockLine(sku="SKU-" + "X" * 36, quantity=1)] * 40_000)]
+    line = StockLine(sku="SKU-" + "X" * 36, quantity=1)
+    return [StockReserved(order_id=event.order_id, lines=[line] * 40_000)]
 
 
 def test_an_event_too_large_to_publish_fails_the_incoming_message_not_the_relay(

@@ -58,13 +58,12 @@ format: venv ## ruff, fix what it can
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
-BENCH_ORDERS ?= 300
-BENCH_RATES ?= 10 20 40 50
-bench: venv ## End-to-end benchmark: shopctl load at several rates (stack up, seeded, services running)
-	@for rate in $(BENCH_RATES); do \
-	  echo "== $(BENCH_ORDERS) orders at $$rate/s"; \
-	  $(VENV)/bin/shopctl load --orders $(BENCH_ORDERS) --rate $$rate --seed $$rate || exit 1; \
-	done
+BENCH_RATES ?= 50 100 200 400 800 1600 3200
+BENCH_SECONDS ?= 60
+BENCH_DRAIN_TIMEOUT ?= 120
+bench: venv ## End-to-end: step the offered rate up to the highest sustained (services at OTEL_TRACES_SAMPLER_ARG=0.1)
+	OTEL_TRACES_SAMPLER_ARG=0.1 BENCH_RATES="$(BENCH_RATES)" BENCH_SECONDS=$(BENCH_SECONDS) \
+	  BENCH_DRAIN_TIMEOUT=$(BENCH_DRAIN_TIMEOUT) $(PY) -m tests.bench.sustained
 
 bench-core: venv ## Benchmark the messaging runtime against a bare consume-decode-insert loop
 	$(PY) -m tests.bench.core

@@ -7,7 +7,9 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
 
 import typer
@@ -19,6 +21,9 @@ from services.shopctl.errors import bad_input, unavailable
 from services.shopctl.readmodel import ReadModel
 from shared.settings import get_settings
 
+if TYPE_CHECKING:
+    from shared.messaging.publisher import EventPublisher
+
 console = Console()
 # How each designed failure is made, with the seeded data (services/seed.py).
 FAILURES = {
@@ -27,6 +32,8 @@ FAILURES = {
     "shipping": ("C-LOAD", "SKU-LOAD:1", "US"),
 }
 SUCCESS = ("C-LOAD", "SKU-LOAD:1", "DE")
+# The standard fail mix: a tenth of the orders designed to fail at each step.
+DEFAULT_FAIL_MIX = "payment=0.1,stock=0.1,shipping=0.1"
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -51,12 +58,99 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
 
 
+def plan(orders: int, mix: dict[str, float], seed: int) -> list[tuple[str, str, str]]:
+    """The shape (customer, item, country) of each order, a share of them designed to fail per step."""
+    rng = random.Random(seed)
+    shapes = []
+    for _ in range(orders):
+        roll, shape = rng.random(), SUCCESS
+        for step, share in mix.items():
+            if roll < share:
+                shape = FAILURES[step]
+                break
+            roll -= share
+        shapes.append(shape)
+    return shapes
+
+
+@dataclass(frozen=True)
+class Published:
+    ids: list[UUID]
+    sending_in: float  # seconds from the first send to the last
+    published_in: float  # the same, up to the flush that says every order landed
+    cpu: float  # this process's CPU seconds over the whole publishing
+
+
+def publish_at_rate(
+    publisher: EventPublisher,
+    shapes: Sequence[tuple[str, str, str]],
+    rate: float,
+    on_sent: Callable[[int], None] | None = None,
+) -> Published:
+    """Send one OrderPlaced per shape, the i-th no earlier than i / rate seconds in, then flush
+    (PublishError if any did not land). When this process cannot keep up, it sends as fast as it can:
+    `len(ids) / sending_in` is the rate it offered."""
+    from services.shopctl.orders import order_placed
+
+    ids: list[UUID] = []
+    cpu = time.process_time()
+    started = time.monotonic()
+    for i, (customer, item, country) in enumerate(shapes):
+        # Hold the rate: the i-th order goes out no earlier than i / rate seconds in.
+        delay = started + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        event = order_placed(customer, [item], country)
+        publisher.send(event)
+        ids.append(event.order_id)
+        if on_sent is not None:
+            on_sent(i + 1)
+    sending_in = time.monotonic() - started
+    publisher.flush()
+    return Published(ids, sending_in, time.monotonic() - started, time.process_time() - cpu)
+
+
+def wait_for_outcomes(
+    read: ReadModel,
+    ids: Sequence[UUID],
+    timeout: float,
+    on_progress: Callable[[int], None] | None = None,
+    every: float = 0.25,
+) -> dict[UUID, dict[str, Any]]:
+    """Each order's terminal event as the timeline recorded it, polling until all have one or
+    `timeout` seconds have passed."""
+    outcomes: dict[UUID, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    while len(outcomes) < len(ids) and time.monotonic() < deadline:
+        pending = [i for i in ids if i not in outcomes]
+        outcomes |= read.outcomes(pending)
+        if on_progress is not None:
+            on_progress(len(outcomes))
+        if len(outcomes) < len(ids):
+            time.sleep(every)
+    return outcomes
+
+
+def latencies_ms(outcomes: dict[UUID, dict[str, Any]]) -> list[float]:
+    """From OrderPlaced to the order's end, both as the timeline recorded them."""
+    return [(o["ended_at"] - o["placed_at"]).total_seconds() * 1000 for o in outcomes.values()]
+
+
+def outcome_kinds(outcomes: dict[UUID, dict[str, Any]]) -> Counter[str]:
+    return Counter(
+        "completed"
+        if o["event_type"] == "OrderCompleted"
+        else f"cancelled: {o['payload']['reason'].split(':')[0]}"
+        for o in outcomes.values()
+    )
+
+
 def run(
     orders: Annotated[int, typer.Option(help="How many orders")] = 100,
     rate: Annotated[float, typer.Option(help="Target orders per second")] = 50,
     fail_mix: Annotated[
         str, typer.Option(help="Share designed to fail per step, e.g. payment=0.1,stock=0.1")
-    ] = ("payment=0.1,stock=0.1,shipping=0.1"),
+    ] = DEFAULT_FAIL_MIX,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for outcomes after the last order")] = 120,
     seed: Annotated[int, typer.Option(help="Random seed of the mix")] = 1,
 ) -> None:
@@ -68,60 +162,32 @@ def run(
     mix = parse_mix(fail_mix)
     # Imported here, not at start-up: every shopctl command pays for what the module imports.
     from services.shopctl.app import connect_publisher
-    from services.shopctl.orders import order_placed
     from shared.contracts import OrderPlaced
     from shared.messaging.publisher import PublishError
 
     publisher = connect_publisher([OrderPlaced])
-    rng = random.Random(seed)
-    plan = []
-    for _ in range(orders):
-        roll, shape = rng.random(), SUCCESS
-        for step, share in mix.items():
-            if roll < share:
-                shape = FAILURES[step]
-                break
-            roll -= share
-        plan.append(shape)
+    shapes = plan(orders, mix, seed)
 
-    ids: list[UUID] = []
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         publishing = progress.add_task("publishing", total=orders)
         started = time.monotonic()
-        for i, (customer, item, country) in enumerate(plan):
-            # Hold the rate: the i-th order goes out no earlier than i / rate seconds in.
-            delay = started + i / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            event = order_placed(customer, [item], country)
-            publisher.send(event)
-            ids.append(event.order_id)
-            progress.advance(publishing)
         try:
-            publisher.flush()
+            published = publish_at_rate(
+                publisher, shapes, rate, lambda n: progress.update(publishing, completed=n)
+            )
         except PublishError as exc:
             raise unavailable(str(exc)) from exc
-        published_in = time.monotonic() - started
 
         waiting = progress.add_task("waiting for outcomes", total=orders)
         read = ReadModel(get_settings())
-        outcomes: dict = {}
-        deadline = time.monotonic() + timeout
-        while len(outcomes) < orders and time.monotonic() < deadline:
-            pending = [i for i in ids if i not in outcomes]
-            outcomes |= read.outcomes(pending)
-            progress.update(waiting, completed=len(outcomes))
-            time.sleep(0.25)
+        outcomes = wait_for_outcomes(
+            read, published.ids, timeout, lambda n: progress.update(waiting, completed=n)
+        )
         ended_in = time.monotonic() - started
 
-    kinds = Counter(
-        "completed"
-        if o["event_type"] == "OrderCompleted"
-        else f"cancelled: {o['payload']['reason'].split(':')[0]}"
-        for o in outcomes.values()
-    )
-    latencies = [(o["ended_at"] - o["placed_at"]).total_seconds() * 1000 for o in outcomes.values()]
+    kinds = outcome_kinds(outcomes)
+    latencies = latencies_ms(outcomes)
     table = Table("outcome", "orders", title=f"{orders} orders at {rate:g}/s", title_justify="left")
     for kind, count in sorted(kinds.items()):
         table.add_row(kind, str(count))
@@ -130,7 +196,7 @@ def run(
     )
     console.print(table)
     figures = Table("figure", "value")
-    figures.add_row("published", f"{orders / published_in:.1f} orders/s")
+    figures.add_row("published", f"{orders / published.published_in:.1f} orders/s")
     figures.add_row("ended", f"{len(outcomes) / ended_in:.1f} orders/s (first published to last ended)")
     if latencies:
         for p in (50, 95, 99):

@@ -22,10 +22,10 @@ from decimal import Decimal
 from sqlalchemy import create_engine
 from sqlalchemy.engine import URL
 
-from services.inventory.storage import StockLevels
+from services.inventory.storage import add_stock
 from services.payment.domain import Customer
-from services.payment.storage import Customers
-from services.shipping.storage import Countries
+from services.payment.storage import add_customers
+from services.shipping.storage import serve_countries
 from shared.migrations import migrate
 from shared.settings import SERVICES, Settings, get_settings
 
@@ -42,27 +42,21 @@ COUNTRIES = ["DE", "FR", "NL", "BE", "AT", "IT", "ES", "PL", "DK", "SE", "IE", "
 def seed_customers(url: URL, customers: Iterable[Customer]) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        repo = Customers(conn)
-        for customer in customers:
-            repo.add(customer)
+        add_customers(conn, customers)
     engine.dispose()
 
 
 def seed_stock(url: URL, stock: Mapping[str, int]) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        levels = StockLevels(conn)
-        for sku, available in stock.items():
-            levels.add(sku, available)
+        add_stock(conn, stock)
     engine.dispose()
 
 
 def seed_countries(url: URL, countries: Iterable[str]) -> None:
     engine = create_engine(url)
     with engine.begin() as conn:
-        repo = Countries(conn)
-        for country in countries:
-            repo.serve(country)
+        serve_countries(conn, countries)
     engine.dispose()
 
 

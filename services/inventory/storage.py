@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -16,13 +17,12 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    bindparam,
     func,
-    select,
 )
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy.dialects.postgresql import JSONB
 
 from services.inventory.domain import Reservation, ReservationState, Stock
+from shared.messaging.repository import BatchStatements, Repository
 from shared.messaging.unit_of_work import UnitOfWork
 
 metadata = MetaData()
@@ -53,83 +53,78 @@ reservations = Table(
 )
 
 
-# Statements built once, run with parameters: building one per message (and its cache key) costs
-# more than running it.
-_LOCK_STOCK = (
-    select(stock)
-    .where(stock.c.sku.in_(bindparam("skus", expanding=True)))
-    .order_by(stock.c.sku)
-    .with_for_update()
-)
-_SAVE_STOCK = stock.update().where(stock.c.sku == bindparam("key"))
-_CREATE_RESERVATION = insert(reservations).on_conflict_do_nothing()
-_LOCK_RESERVATION = select(reservations).where(reservations.c.order_id == bindparam("key")).with_for_update()
-_SAVE_RESERVATION = (
-    reservations.update().where(reservations.c.order_id == bindparam("key")).values(updated_at=func.now())
-)
+class StockLevels(Repository[str, Stock]):
+    statements = BatchStatements(stock, "sku")
+    saved_columns = ("available", "reserved", "shipped")
+
+    def entity(self, row: Any) -> Stock:
+        return Stock(row.sku, row.available, row.reserved, row.shipped)
+
+    def key_of(self, level: Stock) -> str:
+        return level.sku
+
+    def row(self, level: Stock) -> dict[str, Any]:
+        return {
+            "sku": level.sku,
+            "available": level.available,
+            "reserved": level.reserved,
+            "shipped": level.shipped,
+        }
+
+    def of(self, skus: Iterable[str]) -> dict[str, Stock]:
+        """The stock of these SKUs that are stocked at all (read, and locked, with the batch)."""
+        found = {sku: self.get(sku) for sku in skus}
+        return {sku: level for sku, level in found.items() if level is not None}
+
+    def save_all(self, changed: Mapping[str, Stock]) -> None:
+        for level in changed.values():
+            self.save(level)
 
 
-class StockLevels:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+class Reservations(Repository[UUID, Reservation]):
+    # Created on an order's first fact, whichever that is: every handler finds one.
+    statements = BatchStatements(
+        reservations, "order_id", created_with={"state": ReservationState.WAITING.value}
+    )
+    saved_columns = ("lines", "paid", "state", "reason", "failed_sku")
+    on_save = "updated_at = now()"
 
-    def lock(self, skus: Iterable[str]) -> dict[str, Stock]:
-        """The stock of these SKUs, locked until the transaction ends, in SKU order. Within one order
-        that rules deadlocks out; two batches of different orders can still deadlock, and are retried."""
-        rows = self._conn.execute(_LOCK_STOCK, {"skus": sorted(skus)})
-        return {r.sku: Stock(r.sku, r.available, r.reserved, r.shipped) for r in rows}
-
-    def save(self, changed: Mapping[str, Stock]) -> None:
-        if changed:
-            self._conn.execute(
-                _SAVE_STOCK,
-                [
-                    {"key": s.sku, "available": s.available, "reserved": s.reserved, "shipped": s.shipped}
-                    for s in changed.values()
-                ],
-            )
-
-    def add(self, sku: str, available: int) -> None:
-        """Seeding: a SKU not stocked yet. One that is keeps its stock: resetting it would make units
-        appear from nowhere (and break `available + reserved + shipped == seeded`)."""
-        self._conn.execute(
-            insert(stock)
-            .values(sku=sku, available=available)
-            .on_conflict_do_nothing(index_elements=[stock.c.sku])
-        )
-
-
-class Reservations:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def lock(self, order_id: UUID) -> Reservation:
-        """The order's reservation, created if new, locked: concurrent handlers of one order take turns."""
-        self._conn.execute(
-            _CREATE_RESERVATION, {"order_id": order_id, "state": ReservationState.WAITING.value}
-        )
-        row = self._conn.execute(_LOCK_RESERVATION, {"key": order_id}).one()
+    def entity(self, row: Any) -> Reservation:
         lines = None if row.lines is None else tuple((sku, int(q)) for sku, q in row.lines)
         return Reservation(
             row.order_id, lines, row.paid, ReservationState(row.state), row.reason, row.failed_sku
         )
 
-    def save(self, r: Reservation) -> None:
-        self._conn.execute(
-            _SAVE_RESERVATION,
-            {
-                "key": r.order_id,
-                "lines": None if r.lines is None else [list(line) for line in r.lines],
-                "paid": r.paid,
-                "state": r.state.value,
-                "reason": r.reason,
-                "failed_sku": r.failed_sku,
-            },
-        )
+    def key_of(self, r: Reservation) -> UUID:
+        return r.order_id
+
+    def row(self, r: Reservation) -> dict[str, Any]:
+        return {
+            "order_id": r.order_id,
+            "lines": None if r.lines is None else [list(line) for line in r.lines],
+            "paid": r.paid,
+            "state": r.state.value,
+            "reason": r.reason,
+            "failed_sku": r.failed_sku,
+        }
+
+    def get(self, order_id: UUID) -> Reservation:  # type: ignore[override]
+        reservation = super().get(order_id)
+        assert reservation is not None, "created on first sight"
+        return reservation
 
 
 class InventoryUnitOfWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
-        self.stock = StockLevels(connection)
         self.reservations = Reservations(connection)
+        self.stock = StockLevels(connection)
+        self.stores = (self.reservations, self.stock)  # stock after: its keys come from reservations
+
+
+def add_stock(conn: Connection, levels: Mapping[str, int]) -> None:
+    """Seeding: SKUs not stocked yet. One that is keeps its stock: resetting it would make units
+    appear from nowhere (and break `available + reserved + shipped == seeded`)."""
+    StockLevels(conn).insert_now(
+        (Stock(sku, available, 0) for sku, available in levels.items()), "ON CONFLICT (sku) DO NOTHING"
+    )

@@ -24,11 +24,16 @@ from shared.contracts import (
 
 
 def advance_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> list[Event]:
-    order = uow.orders.lock(event.order_id, envelope.correlation_id)
-    uow.orders.record(event.order_id, envelope, _detail(event))
+    order = uow.orders.get(event.order_id)
+    uow.history.record(event.order_id, envelope, _detail(event))
     order, ended = domain.decide(domain.learn(order, event))
     uow.orders.save(order)
     return [ended] if ended else []
+
+
+def the_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> None:
+    """The order every fact is about, created by its first with that fact's correlation id."""
+    uow.orders.want_one(event.order_id, correlation_id=envelope.correlation_id)
 
 
 def _detail(event: Event) -> str:
@@ -52,4 +57,6 @@ HANDLERS = {
         ShipmentFailed,
     )
 }
+# What each handler reads, prefetched for the whole batch before any of them runs.
+NEEDS = dict.fromkeys(HANDLERS, the_order)
 PUBLISHES = [OrderCompleted, OrderCancelled]

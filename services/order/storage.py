@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -16,14 +17,13 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    bindparam,
     func,
-    select,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from services.order.domain import Order, OrderStatus
 from shared.contracts import Envelope
+from shared.messaging.repository import Appender, BatchStatements, Repository
 from shared.messaging.unit_of_work import UnitOfWork
 
 metadata = MetaData()
@@ -63,25 +63,15 @@ order_history = Table(
 )
 
 
-# Statements built once, run with parameters: building one per message (and its cache key) costs
-# more than running it.
-_CREATE = insert(orders).on_conflict_do_nothing()
-_LOCK = select(orders).where(orders.c.order_id == bindparam("key")).with_for_update()
-_SAVE = orders.update().where(orders.c.order_id == bindparam("key")).values(updated_at=func.now())
-_RECORD = order_history.insert()
+class Orders(Repository[UUID, Order]):
+    # Created on an order's first fact, whichever that is, with that fact's correlation id.
+    statements = BatchStatements(
+        orders, "order_id", created_with={"status": OrderStatus.OPEN.value}, created_from=("correlation_id",)
+    )
+    saved_columns = ("status", "facts", "customer_id", "total", "currency", "reason", "tracking_number")
+    on_save = "updated_at = now()"
 
-
-class Orders:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def lock(self, order_id: UUID, correlation_id: UUID) -> Order:
-        """The order, created on its first fact (whichever that is), locked for this transaction."""
-        self._conn.execute(
-            _CREATE,
-            {"order_id": order_id, "status": OrderStatus.OPEN.value, "correlation_id": correlation_id},
-        )
-        row = self._conn.execute(_LOCK, {"key": order_id}).one()
+    def entity(self, row: Any) -> Order:
         return Order(
             row.order_id,
             OrderStatus(row.status),
@@ -93,24 +83,32 @@ class Orders:
             row.tracking_number,
         )
 
-    def save(self, order: Order) -> None:
-        self._conn.execute(
-            _SAVE,
-            {
-                "key": order.order_id,
-                "status": order.status.value,
-                "facts": sorted(order.facts),
-                "customer_id": order.customer_id,
-                "total": order.total,
-                "currency": order.currency,
-                "reason": order.failure,
-                "tracking_number": order.tracking_number,
-            },
-        )
+    def key_of(self, order: Order) -> UUID:
+        return order.order_id
+
+    def row(self, order: Order) -> dict[str, Any]:
+        return {
+            "order_id": order.order_id,
+            "status": order.status.value,
+            "facts": sorted(order.facts),
+            "customer_id": order.customer_id,
+            "total": order.total,
+            "currency": order.currency,
+            "reason": order.failure,
+            "tracking_number": order.tracking_number,
+        }
+
+    def get(self, order_id: UUID) -> Order:  # type: ignore[override]
+        order = super().get(order_id)
+        assert order is not None, "created on first sight"
+        return order
+
+
+class History(Appender[dict[str, Any]]):
+    statements = BatchStatements(order_history, "event_id")
 
     def record(self, order_id: UUID, envelope: Envelope, detail: str) -> None:
-        self._conn.execute(
-            _RECORD,
+        self.append(
             {
                 "order_id": order_id,
                 "event_id": envelope.event_id,
@@ -120,7 +118,7 @@ class Orders:
                 "correlation_id": envelope.correlation_id,
                 "causation_id": envelope.causation_id,
                 "detail": detail,
-            },
+            }
         )
 
 
@@ -128,3 +126,5 @@ class OrderUnitOfWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.orders = Orders(connection)
+        self.history = History(connection)
+        self.stores = (self.orders, self.history)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from services.payment import domain
 from services.payment.domain import PaymentStatus
 from services.payment.storage import PaymentUnitOfWork
@@ -18,9 +20,9 @@ from shared.contracts import (
 
 
 def charge_for_order(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envelope) -> list[Event]:
-    if uow.payments.get_for_update(event.order_id) is not None:
+    if uow.payments.get(event.order_id) is not None:
         return []  # already charged (or refused): never twice
-    customer = uow.customers.get_for_update(event.customer_id)
+    customer = uow.customers.get(event.customer_id)
     customer, payment = domain.charge(
         customer, event.customer_id, event.order_id, event.total, event.currency
     )
@@ -51,10 +53,10 @@ def charge_for_order(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envel
 def refund_payment(
     event: StockReservationFailed | ShipmentFailed, uow: PaymentUnitOfWork, envelope: Envelope
 ) -> list[Event]:
-    payment = uow.payments.get_for_update(event.order_id)
+    payment = uow.payments.get(event.order_id)
     if payment is None or payment.status is not PaymentStatus.CHARGED:
         return []  # nothing was charged, or it was refunded already
-    customer = uow.customers.get_for_update(payment.customer_id)
+    customer = uow.customers.get(payment.customer_id)
     assert customer is not None, "a charged payment's customer exists"
     reason = f"{event.type_name()}: {event.reason}"
     customer, refunded = domain.refund(customer, payment, reason)
@@ -71,9 +73,29 @@ def refund_payment(
     ]
 
 
+def order_and_customer(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envelope) -> Iterator[None]:
+    uow.payments.want([event.order_id])
+    yield  # customers are read in the second stage, all at once, whatever each needs them for
+    uow.customers.want([event.customer_id])
+
+
+def payment_and_its_customer(event: Event, uow: PaymentUnitOfWork, envelope: Envelope) -> Iterator[None]:
+    uow.payments.want([event.order_id])
+    yield
+    payment = uow.payments.get(event.order_id)
+    if payment is not None:
+        uow.customers.want([payment.customer_id])
+
+
 HANDLERS = {
     OrderPlaced: charge_for_order,
     StockReservationFailed: refund_payment,
     ShipmentFailed: refund_payment,
+}
+# What each handler reads, prefetched for the whole batch before any of them runs.
+NEEDS = {
+    OrderPlaced: order_and_customer,
+    StockReservationFailed: payment_and_its_customer,
+    ShipmentFailed: payment_and_its_customer,
 }
 PUBLISHES = [PaymentCompleted, PaymentFailed, PaymentRefunded]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -15,13 +17,11 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    bindparam,
     func,
-    select,
 )
-from sqlalchemy.dialects.postgresql import insert
 
 from services.payment.domain import Customer, Payment, PaymentStatus
+from shared.messaging.repository import BatchStatements, Repository
 from shared.messaging.unit_of_work import UnitOfWork
 
 metadata = MetaData()
@@ -50,47 +50,26 @@ payments = Table(
 )
 
 
-# Statements built once, run with parameters: building one per message (and its cache key) costs
-# more than running it.
-_LOCK_CUSTOMER = select(customers).where(customers.c.customer_id == bindparam("key")).with_for_update()
-_SAVE_CUSTOMER = customers.update().where(customers.c.customer_id == bindparam("key"))
-_LOCK_PAYMENT = select(payments).where(payments.c.order_id == bindparam("key")).with_for_update()
-_ADD_PAYMENT = payments.insert()
-_SAVE_PAYMENT = payments.update().where(payments.c.order_id == bindparam("key")).values(updated_at=func.now())
+class Customers(Repository[str, Customer]):
+    statements = BatchStatements(customers, "customer_id")
+    saved_columns = ("balance", "blocked")
+
+    def entity(self, row: Any) -> Customer:
+        return Customer(row.customer_id, row.balance, row.blocked)
+
+    def key_of(self, customer: Customer) -> str:
+        return customer.customer_id
+
+    def row(self, customer: Customer) -> dict[str, Any]:
+        return {"customer_id": customer.customer_id, "balance": customer.balance, "blocked": customer.blocked}
 
 
-class Customers:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+class Payments(Repository[UUID, Payment]):
+    statements = BatchStatements(payments, "order_id")
+    saved_columns = ("status", "reason")
+    on_save = "updated_at = now()"
 
-    def get_for_update(self, customer_id: str) -> Customer | None:
-        row = self._conn.execute(_LOCK_CUSTOMER, {"key": customer_id}).first()
-        return None if row is None else Customer(row.customer_id, row.balance, row.blocked)
-
-    def save(self, customer: Customer) -> None:
-        self._conn.execute(
-            _SAVE_CUSTOMER,
-            {"key": customer.customer_id, "balance": customer.balance, "blocked": customer.blocked},
-        )
-
-    def add(self, customer: Customer) -> None:
-        """Seeding: a customer not known yet. One that is keeps its balance: money appears only by
-        refunds, so that charged minus refunded always matches what was spent."""
-        self._conn.execute(
-            insert(customers)
-            .values(customer_id=customer.customer_id, balance=customer.balance, blocked=customer.blocked)
-            .on_conflict_do_nothing(index_elements=[customers.c.customer_id])
-        )
-
-
-class Payments:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-
-    def get_for_update(self, order_id: UUID) -> Payment | None:
-        row = self._conn.execute(_LOCK_PAYMENT, {"key": order_id}).first()
-        if row is None:
-            return None
+    def entity(self, row: Any) -> Payment:
         return Payment(
             row.order_id,
             row.payment_id,
@@ -101,28 +80,30 @@ class Payments:
             row.reason,
         )
 
-    def add(self, payment: Payment) -> None:
-        self._conn.execute(
-            _ADD_PAYMENT,
-            {
-                "order_id": payment.order_id,
-                "payment_id": payment.payment_id,
-                "customer_id": payment.customer_id,
-                "amount": payment.amount,
-                "currency": payment.currency,
-                "status": payment.status.value,
-                "reason": payment.reason,
-            },
-        )
+    def key_of(self, payment: Payment) -> UUID:
+        return payment.order_id
 
-    def save(self, payment: Payment) -> None:
-        self._conn.execute(
-            _SAVE_PAYMENT, {"key": payment.order_id, "status": payment.status.value, "reason": payment.reason}
-        )
+    def row(self, payment: Payment) -> dict[str, Any]:
+        return {
+            "order_id": payment.order_id,
+            "payment_id": payment.payment_id,
+            "customer_id": payment.customer_id,
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "status": payment.status.value,
+            "reason": payment.reason,
+        }
 
 
 class PaymentUnitOfWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
-        self.customers = Customers(connection)
         self.payments = Payments(connection)
+        self.customers = Customers(connection)
+        self.stores = (self.payments, self.customers)  # payments first: customers' keys come from them
+
+
+def add_customers(conn: Connection, new: Iterable[Customer]) -> None:
+    """Seeding: customers not known yet. One that is keeps its balance: money appears only by refunds,
+    so that charged minus refunded always matches what was spent."""
+    Customers(conn).insert_now(new, "ON CONFLICT (customer_id) DO NOTHING")

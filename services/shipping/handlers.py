@@ -11,14 +11,14 @@ from shared.contracts import Envelope, Event, OrderPlaced, ShipmentCreated, Ship
 
 
 def note_address(event: OrderPlaced, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
-    consignment = uow.consignments.lock(event.order_id)
+    consignment = uow.consignments.get(event.order_id)
     if consignment.country is not None:
         return []
     return _ship_if_ready(replace(consignment, country=event.shipping_address.country), uow)
 
 
 def ship_reserved_order(event: StockReserved, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
-    consignment = uow.consignments.lock(event.order_id)
+    consignment = uow.consignments.get(event.order_id)
     if consignment.reserved:
         return []
     return _ship_if_ready(replace(consignment, reserved=True), uow)
@@ -43,5 +43,12 @@ def _ship_if_ready(consignment: Consignment, uow: ShippingUnitOfWork) -> list[Ev
     ]
 
 
+def consignment_and_countries(event: Event, uow: ShippingUnitOfWork, envelope: Envelope) -> None:
+    uow.consignments.want([event.order_id])
+    uow.countries.want()
+
+
 HANDLERS = {OrderPlaced: note_address, StockReserved: ship_reserved_order}
+# What each handler reads, prefetched for the whole batch before any of them runs.
+NEEDS = dict.fromkeys(HANDLERS, consignment_and_countries)
 PUBLISHES = [ShipmentCreated, ShipmentFailed]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import (
@@ -13,13 +15,11 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    bindparam,
     func,
-    select,
 )
-from sqlalchemy.dialects.postgresql import insert
 
 from services.shipping.domain import Consignment, ShippingState
+from shared.messaging.repository import Appender, BatchStatements, Repository
 from shared.messaging.unit_of_work import UnitOfWork
 
 metadata = MetaData()
@@ -48,41 +48,61 @@ shipments = Table(
 )
 
 
-# Statements built once, run with parameters: building one per message (and its cache key) costs
-# more than running it.
-_SERVED = select(served_countries.c.country)
-_CREATE = insert(consignments).on_conflict_do_nothing()
-_LOCK = (
-    select(consignments, shipments.c.shipment_id, shipments.c.tracking_number)
-    .outerjoin(shipments, shipments.c.order_id == consignments.c.order_id)
-    .where(consignments.c.order_id == bindparam("key"))
-    .with_for_update(of=consignments)
-)
-_SAVE = consignments.update().where(consignments.c.order_id == bindparam("key")).values(updated_at=func.now())
-# Only a second shipment of the same order is absorbed; any other conflict (a tracking number taken)
-# is an error, never a shipment silently not recorded.
-_SHIP = insert(shipments).on_conflict_do_nothing(index_elements=[shipments.c.order_id])
-
-
 class Countries:
+    """The countries shipping serves: a small table, read whole once per batch when anyone asks."""
+
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        self._wanted = False
+        self._served: frozenset[str] | None = None
+
+    def want(self, _keys: object = ()) -> None:
+        self._wanted = True
+
+    def load(self) -> None:
+        if self._wanted and self._served is None:
+            self._served = frozenset(
+                r[0] for r in self._conn.exec_driver_sql("SELECT country FROM served_countries")
+            )
+
+    def flush(self) -> None:
+        pass
 
     def served(self) -> frozenset[str]:
-        return frozenset(self._conn.scalars(_SERVED))
+        if self._served is None:
+            self._wanted = True
+            self.load()
+        assert self._served is not None
+        return self._served
 
-    def serve(self, country: str) -> None:
-        self._conn.execute(insert(served_countries).values(country=country).on_conflict_do_nothing())
+
+class Shipments(Appender[dict[str, Any]]):
+    statements = BatchStatements(shipments, "shipment_id")
+    # Only a second shipment of the same order is absorbed; any other conflict (a tracking number
+    # taken) is an error, never a shipment silently not recorded.
+    on_conflict = "ON CONFLICT (order_id) DO NOTHING"
 
 
-class Consignments:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+class Consignments(Repository[UUID, Consignment]):
+    # Created on an order's first fact, whichever that is; read with its shipment, if any.
+    statements = BatchStatements(
+        consignments,
+        "order_id",
+        created_with={"state": ShippingState.WAITING.value},
+        select=(
+            "SELECT c.order_id, c.country, c.reserved, c.state, c.reason, s.shipment_id, s.tracking_number "
+            "FROM consignments c LEFT JOIN shipments s ON s.order_id = c.order_id "
+            "WHERE c.order_id = ANY(%s::UUID[]) ORDER BY c.order_id FOR UPDATE OF c"
+        ),
+    )
+    saved_columns = ("country", "reserved", "state", "reason")
+    on_save = "updated_at = now()"
 
-    def lock(self, order_id: UUID) -> Consignment:
-        """The order's consignment, created if new, locked: concurrent handlers of one order take turns."""
-        self._conn.execute(_CREATE, {"order_id": order_id, "state": ShippingState.WAITING.value})
-        row = self._conn.execute(_LOCK, {"key": order_id}).one()
+    def __init__(self, connection: Connection, shipments: Shipments) -> None:
+        super().__init__(connection)
+        self._shipments = shipments
+
+    def entity(self, row: Any) -> Consignment:
         return Consignment(
             row.order_id,
             row.country,
@@ -93,31 +113,47 @@ class Consignments:
             row.reason,
         )
 
+    def key_of(self, c: Consignment) -> UUID:
+        return c.order_id
+
+    def row(self, c: Consignment) -> dict[str, Any]:
+        return {
+            "order_id": c.order_id,
+            "country": c.country,
+            "reserved": c.reserved,
+            "state": c.state.value,
+            "reason": c.reason,
+        }
+
+    def get(self, order_id: UUID) -> Consignment:  # type: ignore[override]
+        consignment = super().get(order_id)
+        assert consignment is not None, "created on first sight"
+        return consignment
+
     def save(self, c: Consignment) -> None:
-        self._conn.execute(
-            _SAVE,
-            {
-                "key": c.order_id,
-                "country": c.country,
-                "reserved": c.reserved,
-                "state": c.state.value,
-                "reason": c.reason,
-            },
-        )
-        if c.state is ShippingState.CREATED:
-            self._conn.execute(
-                _SHIP,
+        if c.state is ShippingState.CREATED and self.get(c.order_id).state is not ShippingState.CREATED:
+            self._shipments.append(
                 {
                     "shipment_id": c.shipment_id,
                     "order_id": c.order_id,
                     "tracking_number": c.tracking_number,
                     "country": c.country,
-                },
+                }
             )
+        super().save(c)
 
 
 class ShippingUnitOfWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
+        self.consignments = Consignments(connection, Shipments(connection))
         self.countries = Countries(connection)
-        self.consignments = Consignments(connection)
+        self.stores = (self.consignments, self.countries, self.consignments._shipments)
+
+
+def serve_countries(conn: Connection, countries: Iterable[str]) -> None:
+    """Seeding: countries shipping serves from now on (those served already stay)."""
+    for country in countries:
+        conn.exec_driver_sql(
+            "INSERT INTO served_countries (country) VALUES (%s) ON CONFLICT DO NOTHING", (country,)
+        )

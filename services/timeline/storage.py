@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
-from sqlalchemy import Column, Connection, DateTime, Index, MetaData, Table, Text, Uuid, func, select
-from sqlalchemy.dialects.postgresql import JSONB, insert
+from sqlalchemy import Column, Connection, DateTime, Index, MetaData, Table, Text, Uuid, func
+from sqlalchemy.dialects.postgresql import JSONB
 
+from shared.messaging.repository import Appender, BatchStatements
 from shared.messaging.unit_of_work import UnitOfWork
 
 metadata = MetaData()
@@ -30,31 +30,18 @@ events = Table(
 )
 
 
-_RECORD = insert(events).on_conflict_do_nothing()  # built once, run with each event's row
+class Timeline(Appender[dict[str, Any]]):
+    """One row per event; an event seen again (redelivered, replayed) is recorded once."""
 
-
-class Timeline:
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
+    statements = BatchStatements(events, "event_id")
+    on_conflict = "ON CONFLICT DO NOTHING"
 
     def record(self, row: dict[str, Any]) -> None:
-        self._conn.execute(_RECORD, row)
-
-    def of_order(self, order_id: UUID) -> list[dict[str, Any]]:
-        rows = self._conn.execute(
-            select(events)
-            .where(events.c.order_id == order_id)
-            .order_by(events.c.occurred_at, events.c.recorded_at)
-        )
-        return [dict(r._mapping) for r in rows]
-
-    def order_of_correlation(self, correlation_id: UUID) -> UUID | None:
-        return self._conn.scalar(
-            select(events.c.order_id).where(events.c.correlation_id == correlation_id).limit(1)
-        )
+        self.append(row)
 
 
 class TimelineUnitOfWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.timeline = Timeline(connection)
+        self.stores = (self.timeline,)

@@ -57,7 +57,7 @@ from shared.messaging.tracing import (
     trace_id_of,
     tracer,
 )
-from shared.messaging.unit_of_work import UnitOfWork
+from shared.messaging.unit_of_work import Needs, UnitOfWork
 
 log = logging.getLogger("shop.consumer")
 
@@ -167,6 +167,7 @@ class EventConsumer:
         factory: MessageFactory,
         handlers: Mapping[type[Event], Handler],
         uow_factory: Callable[[Connection], UnitOfWork] = UnitOfWork,
+        needs: Needs | None = None,
         hooks: Hooks | None = None,
     ) -> None:
         self._s = settings
@@ -180,6 +181,7 @@ class EventConsumer:
             dead_letter_producer, settings.group, settings.dead_letter_topic
         )
         self._uow_factory = uow_factory
+        self._needs: Needs = needs or {}
         self._hooks = hooks or Hooks()
         self._revoked: set[tuple[str, int]] = set()
         self._subscribed = False
@@ -193,6 +195,7 @@ class EventConsumer:
         self._m_skipped = metrics.MESSAGES_SKIPPED
         self._m_duplicates = metrics.DUPLICATES_SKIPPED.labels(group)
         self._m_batch = metrics.BATCH_SECONDS.labels(group)
+        self._m_batch_size = metrics.BATCH_SIZE.labels(group)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -216,6 +219,7 @@ class EventConsumer:
         msgs = self._next_batch()
         self.last_poll = time.monotonic()
         if msgs:
+            self._m_batch_size.observe(len(msgs))
             started = time.perf_counter()
             items = self._items(msgs)
             if not self._process(items, stop):
@@ -397,8 +401,6 @@ class EventConsumer:
         try:
             with self._engine.begin() as conn:
                 seen = self._handled_before(conn, todo)
-                uow = self._uow_factory(conn)
-                outgoing: list[OutgoingMessage] = []
                 handled_now: list[_Item] = []
                 for item in todo:
                     event_id = item.envelope.event_id  # type: ignore[union-attr]
@@ -406,8 +408,15 @@ class EventConsumer:
                         self._m_duplicates.inc()
                         continue
                     seen.add(event_id)  # a second copy within the batch is a duplicate too
-                    outgoing.extend(self._handle(item, uow))
                     handled_now.append(item)
+                uow = self._uow_factory(conn)
+                # Reads for the whole batch before any handler runs, writes after the last: a statement
+                # per table, not per message. What fails here is the batch's, not one message's.
+                _batch_step(todo, uow.prefetch, self._needs, [(i.event, i.envelope) for i in handled_now])
+                outgoing: list[OutgoingMessage] = []
+                for item in handled_now:
+                    outgoing.extend(self._handle(item, uow))
+                _batch_step(todo, uow.flush)
                 add_to_outbox(conn, outgoing)
         except DBAPIError as exc:
             if is_outage(exc):
@@ -570,6 +579,17 @@ class EventConsumer:
             self._consumer.close()  # commits nothing more (all committed per batch) and leaves the group
         finally:
             self._dlq.flush(10)
+
+
+def _batch_step(items: list[_Item], step: Callable[..., None], *args: object) -> None:
+    """A step of the whole batch (prefetch, flush): a database error is the caller's to classify, any
+    other error cannot be blamed on one message either."""
+    try:
+        step(*args)
+    except DBAPIError:
+        raise
+    except Exception as exc:
+        raise _BatchFailed(items, exc) from exc
 
 
 def _printable(value: str | None) -> str | None:

@@ -54,3 +54,14 @@ OUTBOX_OLDEST_PENDING = Gauge(
     ["schema"],
 )
 OUTBOX_PUBLISHED = Counter("shop_outbox_published_total", "Outbox rows published to Kafka.", ["schema"])
+BATCH_SIZE = Histogram(
+    "shop_batch_size",
+    "Messages per consumed batch: small under a light load, up to the maximum under lag.",
+    ["group"],
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+REPOSITORY_MISSES = Counter(
+    "shop_repository_misses_total",
+    "Rows a handler read that no declaration had it prefetch: one round trip each.",
+    ["table"],
+)

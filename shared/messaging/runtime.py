@@ -26,7 +26,7 @@ from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory, owners_topic
 from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
 from shared.messaging.tracing import configure_tracing
-from shared.messaging.unit_of_work import UnitOfWork
+from shared.messaging.unit_of_work import Needs, UnitOfWork
 from shared.migrations import migrate
 from shared.settings import HEALTH_PORTS, ServiceName, Settings, get_settings, libpq_dsn
 from shared.topics import dead_letter_topic
@@ -41,6 +41,8 @@ class ServiceDefinition:
     publishes: Sequence[type[Event]]
     database_url: str
     uow_factory: Callable[[Connection], UnitOfWork] = UnitOfWork
+    # What each handler reads, per event type: prefetched for the whole batch (unit_of_work.py).
+    needs: Needs = field(default_factory=dict)
     # The database schema the service owns (its outbox lives there); its role's name by convention.
     schema: str = ""
     health_port: int = 0
@@ -83,6 +85,7 @@ class Service:
             factory=factory,
             handlers=definition.handlers,
             uow_factory=definition.uow_factory,
+            needs=definition.needs,
             hooks=definition.hooks,
         )
         self.relay = OutboxRelay(
@@ -160,6 +163,7 @@ def serve(
     handlers: Mapping[type[Event], Handler],
     publishes: Sequence[type[Event]],
     uow_factory: Callable[[Connection], UnitOfWork],
+    needs: Needs | None = None,
 ) -> None:
     """A service's whole entrypoint: settings, logs, migrations, then the runtime until SIGTERM."""
     settings = get_settings()
@@ -172,6 +176,7 @@ def serve(
         publishes=publishes,
         database_url=url.render_as_string(hide_password=False),
         uow_factory=uow_factory,
+        needs=needs or {},
         schema=url.username or name,
         health_port=settings.health_port or HEALTH_PORTS[name],
         health_host=settings.health_host,

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import ModuleType
 from uuid import uuid4
 
 import pytest
@@ -38,6 +39,7 @@ from shared.contracts import (
     StockReserved,
 )
 from shared.migrations import migrate
+from tests.services.handling import handle
 
 
 def envelope(event: Event) -> Envelope:
@@ -66,14 +68,22 @@ def order_placed(customer: str, sku: str, quantity: int, country: str = "DE") ->
     )  # fmt: skip
 
 
-def deliver(engine: Engine, uow: Callable, handlers: dict, facts: list[Event]) -> Counter[str]:
-    """Each fact in its own transaction, as the runtime would; the events the handlers emitted."""
-    emitted: Counter[str] = Counter()
-    for fact in facts:
-        with engine.begin() as conn:
-            for event in handlers[type(fact)](fact, uow(conn), envelope(fact)) or ():
-                emitted[event.type_name()] += 1
-    return emitted
+@pytest.fixture(params=["message by message", "in one batch"])
+def deliver(request) -> Callable[[Engine, Callable, ModuleType, list[Event]], Counter[str]]:
+    """The facts each in a transaction of its own, or all in one batch's: the end state is the same."""
+
+    def run(engine: Engine, uow: Callable, service: ModuleType, facts: list[Event]) -> Counter[str]:
+        batches = [[f] for f in facts] if request.param == "message by message" else [facts]
+        emitted: Counter[str] = Counter()
+        for batch in batches:
+            with engine.begin() as conn:
+                decided = handle(
+                    conn, uow, service.HANDLERS, service.NEEDS, [(f, envelope(f)) for f in batch]
+                )
+                emitted.update(e.type_name() for e in decided)
+        return emitted
+
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +100,7 @@ def engines(settings) -> dict[str, Engine]:
 
 @pytest.mark.parametrize("arrival", list(itertools.permutations(range(4))))
 def test_inventory_reserves_once_and_releases_once_whatever_the_order_of_placed_and_paid(
-    settings, engines, unique, arrival
+    settings, engines, unique, arrival, deliver
 ):
     sku = f"SKU-{unique}"
     seed_stock(settings.database_url("inventory"), {sku: 10})
@@ -100,19 +110,19 @@ def test_inventory_reserves_once_and_releases_once_whatever_the_order_of_placed_
     )
     # OrderPlaced and PaymentCompleted come from two topics, each twice: every interleaving.
     facts = [order, paid, order, paid]
-    emitted = deliver(
-        engines["inventory"], InventoryUnitOfWork, inventory.HANDLERS, [facts[i] for i in arrival]
-    )
+    emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory, [facts[i] for i in arrival])
     assert emitted == Counter({"StockReserved": 1})
     assert stock(engines["inventory"], sku) == (7, 3)
 
     failed = ShipmentFailed(order_id=order.order_id, reason="address not served")
-    emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory.HANDLERS, [failed, failed])
+    emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory, [failed, failed])
     assert emitted == Counter({"StockReleased": 1})
     assert stock(engines["inventory"], sku) == (10, 0)
 
 
-def test_inventory_ships_a_reservation_once_and_never_releases_what_shipped(settings, engines, unique):
+def test_inventory_ships_a_reservation_once_and_never_releases_what_shipped(
+    settings, engines, unique, deliver
+):
     sku = f"SKU-{unique}"
     seed_stock(settings.database_url("inventory"), {sku: 10})
     order = order_placed("C-1", sku, 3)
@@ -124,7 +134,7 @@ def test_inventory_ships_a_reservation_once_and_never_releases_what_shipped(sett
     )
     failed = ShipmentFailed(order_id=order.order_id, reason="address not served")
     facts = [order, paid, shipped, shipped, failed]
-    emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory.HANDLERS, facts)
+    emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory, facts)
     assert emitted == Counter({"StockReserved": 1, "StockShipped": 1})
     assert stock(engines["inventory"], sku) == (7, 0)
 
@@ -132,13 +142,13 @@ def test_inventory_ships_a_reservation_once_and_never_releases_what_shipped(sett
 @pytest.mark.parametrize("country", ["DE", "US"])
 @pytest.mark.parametrize("arrival", list(itertools.permutations(range(4))))
 def test_shipping_decides_once_whatever_the_order_of_placed_and_reserved(
-    engines, settings, unique, arrival, country
+    engines, settings, unique, arrival, country, deliver
 ):
     seed_countries(settings.database_url("shipping"), ["DE"])
     order = order_placed("C-1", f"SKU-{unique}", 1, country)
     reserved = StockReserved(order_id=order.order_id, lines=(StockLine(sku=f"SKU-{unique}", quantity=1),))
     facts = [order, reserved, order, reserved]
-    emitted = deliver(engines["shipping"], ShippingUnitOfWork, shipping.HANDLERS, [facts[i] for i in arrival])
+    emitted = deliver(engines["shipping"], ShippingUnitOfWork, shipping, [facts[i] for i in arrival])
     assert emitted == Counter({"ShipmentCreated" if country == "DE" else "ShipmentFailed": 1})
     with engines["shipping"].connect() as conn:
         shipments = conn.execute(
@@ -148,7 +158,7 @@ def test_shipping_decides_once_whatever_the_order_of_placed_and_reserved(
 
 
 def test_payment_charges_once_and_refunds_once_however_often_and_whichever_failure_says_so(
-    settings, engines, unique
+    settings, engines, unique, deliver
 ):
     customer = f"C-{unique}"
     seed_customers(settings.database_url("payment"), [Customer(customer, Decimal("100.00"))])
@@ -156,12 +166,12 @@ def test_payment_charges_once_and_refunds_once_however_often_and_whichever_failu
     no_stock = StockReservationFailed(order_id=order.order_id, reason="insufficient stock", sku="SKU-X")
     not_shipped = ShipmentFailed(order_id=order.order_id, reason="address not served")
 
-    emitted = deliver(engines["payment"], PaymentUnitOfWork, payment.HANDLERS, [order, order])
+    emitted = deliver(engines["payment"], PaymentUnitOfWork, payment, [order, order])
     assert emitted == Counter({"PaymentCompleted": 1})
     assert balance(engines["payment"], customer) == Decimal("90.00")
 
     emitted = deliver(
-        engines["payment"], PaymentUnitOfWork, payment.HANDLERS, [no_stock, not_shipped, no_stock, order]
+        engines["payment"], PaymentUnitOfWork, payment, [no_stock, not_shipped, no_stock, order]
     )
     assert emitted == Counter({"PaymentRefunded": 1})
     assert balance(engines["payment"], customer) == Decimal("100.00")

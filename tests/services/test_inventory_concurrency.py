@@ -9,11 +9,12 @@ from uuid import uuid4
 
 from sqlalchemy import create_engine, text
 
-from services.inventory.handlers import note_order_lines, reserve_paid_order
+from services.inventory.handlers import HANDLERS, NEEDS
 from services.inventory.storage import InventoryUnitOfWork
 from services.seed import seed_stock
 from shared.contracts import Envelope, OrderPlaced, PaymentCompleted
 from shared.migrations import migrate
+from tests.services.handling import handle
 
 
 def envelope(event_type: str) -> Envelope:
@@ -54,8 +55,7 @@ def test_concurrent_reservations_of_one_sku_never_oversell(settings, unique):
         for _ in range(orders)
     ]
     with engine.begin() as conn:
-        for order in placed:
-            note_order_lines(order, InventoryUnitOfWork(conn), envelope("OrderPlaced"))
+        handle(conn, InventoryUnitOfWork, HANDLERS, NEEDS, [(o, envelope("OrderPlaced")) for o in placed])
 
     outcomes: list[str] = []
     start = threading.Barrier(8)
@@ -71,10 +71,10 @@ def test_concurrent_reservations_of_one_sku_never_oversell(settings, unique):
                 currency="EUR",
             )
             with engine.begin() as conn:
-                outcomes.extend(
-                    e.type_name()
-                    for e in reserve_paid_order(paid, InventoryUnitOfWork(conn), envelope("PaymentCompleted"))
+                decided = handle(
+                    conn, InventoryUnitOfWork, HANDLERS, NEEDS, [(paid, envelope("PaymentCompleted"))]
                 )
+                outcomes.extend(e.type_name() for e in decided)
 
     threads = [threading.Thread(target=worker, args=(placed[i::8],)) for i in range(8)]
     for t in threads:

@@ -5,9 +5,13 @@
     (one event out per event in), record handled ids and outbox rows in one transaction per batch,
     commit offsets after the database; tracing on at the sampling ratio given (default 10%);
 (b0) the same with a handler that emits nothing: what the runtime costs apart from producing events;
-(c) the outbox relay draining what (b) wrote.
-Prints events/s for each and the ratio b/a. Environment: BENCH_EVENTS (default 50000),
-BENCH_SAMPLING (default 0.1), BENCH_BATCH (default 500), and the usual stack settings.
+(c) the outbox relay draining what (b) wrote;
+(f1) FastStream, one message at a time, AckPolicy.ACK, one transaction per message;
+(f2) FastStream, batch=True, one transaction per batch (faststream_variants.py says how both are built).
+Prints events/s for each, the ratio b/a and the ratios of (b) to (f2) and to (f1). Environment:
+BENCH_EVENTS (default 50000), BENCH_F1_EVENTS (default 5000: (f1) handles only the first so many, its
+rate stays comparable), BENCH_SAMPLING (default 0.1), BENCH_BATCH (default 500), and the usual stack
+settings.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import psycopg
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from sqlalchemy import create_engine
 
 from shared.contracts import Envelope, Event, OrderPlaced, PaymentCompleted
@@ -36,11 +41,12 @@ from shared.messaging.tables import metadata as runtime_metadata
 from shared.messaging.tracing import configure_tracing
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.settings import get_settings, libpq_dsn
-from tests.bench import floor
+from tests.bench import faststream_variants, floor
 
 EVENTS = int(os.environ.get("BENCH_EVENTS", "50000"))
 SAMPLING = float(os.environ.get("BENCH_SAMPLING", "0.1"))
 BATCH = int(os.environ.get("BENCH_BATCH", "500"))
+F1_EVENTS = min(EVENTS, int(os.environ.get("BENCH_F1_EVENTS", "5000")))
 PARTITIONS = 6
 
 
@@ -65,6 +71,12 @@ def order_placed(i: int) -> OrderPlaced:
         "shipping_address": {"recipient": "Ada", "street": "Main St 1", "city": "Berlin",
                              "postal_code": "10115", "country": "DE"},
     })  # fmt: skip
+
+
+def routes(topic: str):
+    """OrderPlaced on the bench's topic (the consumer refuses it anywhere else as misrouted), what the
+    handler emits on its .out topic."""
+    return lambda event_type: topic if event_type is OrderPlaced else f"{topic}.out"
 
 
 def produce_orders(bootstrap: str, factory: MessageFactory, topic: str) -> None:
@@ -154,7 +166,7 @@ def runtime_loop(
         dead_letter_producer=Producer(producer_config(bootstrap)),
         engine=engine,
         codec=codec,
-        factory=MessageFactory(codec, "bench", lambda t: f"{topic}.out"),
+        factory=MessageFactory(codec, "bench", routes(topic)),
         handlers={OrderPlaced: handler},
     )
     stop = threading.Event()
@@ -189,12 +201,37 @@ def report_floor(codec: EventCodec, topic: str, a: Run) -> None:
           f"b/a <= {best_b:.2f}, b0/a <= {best_b0:.2f}")  # fmt: skip
 
 
+def faststream(bootstrap: str, topic: str, url, codec: EventCodec, provider, schemas: dict[str, str]):
+    """(f1) and (f2) on the same topic, each in its own consumer group and its own copy of our tables."""
+    factory = MessageFactory(codec, "bench", routes(topic))
+    common = {"bootstrap": bootstrap, "topic": topic, "codec": codec, "factory": factory,
+              "provider": provider, "handler": trivial_handler}  # fmt: skip
+
+    def dsn(variant: str) -> str:
+        return make_conninfo(libpq_dsn(url), options=f"-c search_path={schemas[variant]}")
+
+    f1 = faststream_variants.per_message(
+        **common, dsn=dsn("f1"), events=F1_EVENTS, clock=_Clock(), group=f"bench-fs1-{uuid.uuid4()}"
+    )
+    report("(f1) FastStream per message, AckPolicy.ACK", f1)
+    f2 = faststream_variants.batched(
+        **common, dsn=dsn("f2"), events=EVENTS, clock=_Clock(), group=f"bench-fs2-{uuid.uuid4()}",
+        batch_size=BATCH,
+    )  # fmt: skip
+    report(f"(f2) FastStream batch=True, one transaction per {BATCH}", f2)
+    if F1_EVENTS < EVENTS:
+        print(f"  (f1) on the first {F1_EVENTS:,} of the {EVENTS:,} events only (BENCH_F1_EVENTS), to keep "
+              "the run short: its rate compares, its count is smaller")  # fmt: skip
+    return f1, f2
+
+
 def main() -> None:
     settings = get_settings()
     bootstrap = settings.kafka_bootstrap_servers
     tag = uuid.uuid4().hex[:8]
     topic, out_topic, dlt = f"bench.{tag}", f"bench.{tag}.out", f"bench.{tag}.dlt"
     role = f"bench_{tag}"
+    fs_schemas = {"f1": f"{role}_f1", "f2": f"{role}_f2"}  # FastStream's own copies of our two tables
     admin_dsn = libpq_dsn(settings.admin_database_url().set(database="shop"))
     url = settings.database_url("order").set(username=role, password=f"pw-{tag}")
     kafka = AdminClient({"bootstrap.servers": bootstrap})
@@ -208,8 +245,15 @@ def main() -> None:
         conn.execute(sql.SQL("GRANT CONNECT ON DATABASE shop TO {}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("CREATE SCHEMA {0} AUTHORIZATION {0}").format(sql.Identifier(role)))
         conn.execute(sql.SQL("ALTER ROLE {0} SET search_path = {0}").format(sql.Identifier(role)))
+        for schema in fs_schemas.values():
+            owned = sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}")
+            conn.execute(owned.format(sql.Identifier(schema), sql.Identifier(role)))
     engine = create_engine(url.render_as_string(hide_password=False), pool_size=2)
     runtime_metadata.create_all(engine)
+    for schema in fs_schemas.values():
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'SET LOCAL search_path = "{schema}"')
+            runtime_metadata.create_all(conn)
     with psycopg.connect(libpq_dsn(url)) as conn:
         conn.execute("CREATE TABLE bare_rows (event_id uuid NOT NULL, order_id uuid NOT NULL)")
         conn.commit()
@@ -236,12 +280,17 @@ def main() -> None:
         while (n := relay.relay_once()) > 0:
             published += n
         report(f"(c) outbox relay, {published} rows", clock.stop(published))
+        f1, f2 = faststream(bootstrap, topic, url, codec, provider, fs_schemas)
         print(f"ratio b/a: {b.rate / a.rate:.2f} (goal >= 0.70); b0/a: {b0.rate / a.rate:.2f}")
+        print(f"ratio runtime/faststream-batch: {b.rate / f2.rate:.2f}")
+        print(f"ratio runtime/faststream-per-message: {b.rate / f1.rate:.2f}")
         report_floor(codec, topic, a)
     finally:
         provider.shutdown()
         engine.dispose()
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
+            for schema in fs_schemas.values():
+                conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
             conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

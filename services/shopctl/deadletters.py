@@ -190,7 +190,7 @@ def replay(
         before = probe.get_watermark_offsets(TopicPartition(dlt_topic, 0), timeout=10)[1]
     finally:
         probe.close()
-    from shared.messaging.relay import producer_config
+    from shared.messaging.kafka_clients import producer_config
 
     s = get_settings()
     # What the broker took once it takes again (plus one small header): its limit decides, not ours.

@@ -1,9 +1,10 @@
-"""The consumer runtime: every service's one loop from Kafka to its handlers and back out via the outbox.
+"""The consumer: every service's one loop from Kafka to its handlers and back out via the outbox.
 
-Per batch: decode through the registry -> skip event ids this group already handled -> run the handlers
--> record the event ids, the handlers' writes and their outbox rows in ONE database transaction ->
-commit the offsets after the database commit. Transient failures retry the batch in place, in order,
-with backoff; poison messages go to the dead-letter topic and the batch goes on without them.
+Per batch: poll what is fetched; read each message's routing headers and decode it through the
+registry; hand what this group handles to one database transaction (batch.py); send the poison to
+the dead-letter topic; then commit the offsets, after the database. Transient failures retry the
+batch in place, in order, with backoff and paused partitions; a message failing again and again is
+dead-lettered and the batch goes on without it. Rebalances drop what the consumer no longer owns.
 """
 
 from __future__ import annotations
@@ -11,19 +12,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from uuid import UUID
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
-from opentelemetry.trace import SpanKind
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
-from shared.contracts import Envelope, Event
+from shared.contracts import Event
 from shared.messaging import metrics
+from shared.messaging.batch import BatchFailed, BatchTransaction, Handler, MessageFailed, PoisonFound
 from shared.messaging.codec import EventCodec
 from shared.messaging.dead_letters import DeadLetterSender, Failure
 from shared.messaging.errors import (
@@ -34,45 +31,19 @@ from shared.messaging.errors import (
     TransientError,
     UndecodableMessage,
 )
-from shared.messaging.headers import (
-    CAUSATION_ID,
-    CORRELATION_ID,
-    EVENT_ID,
-    EVENT_TYPE,
-    KafkaHeaders,
-    header,
-)
+from shared.messaging.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE, header
+from shared.messaging.inbound import Inbound
+from shared.messaging.kafka_clients import consumer_config
 from shared.messaging.logs import message_context
-from shared.messaging.outages import is_outage
-from shared.messaging.outbox import add_to_outbox
-from shared.messaging.publishing import MessageFactory, OutgoingMessage
+from shared.messaging.publishing import MessageFactory
 from shared.messaging.retry import Backoff
-from shared.messaging.routing import Routing, routing_of
-from shared.messaging.tables import processed_events
-from shared.messaging.tracing import (
-    context_of,
-    current_trace_id,
-    forwarding,
-    is_sampled,
-    trace_id_of,
-    tracer,
-)
+from shared.messaging.routing import routing_of
+from shared.messaging.tracing import trace_id_of
 from shared.messaging.unit_of_work import Needs, UnitOfWork
 
 log = logging.getLogger("shop.consumer")
 
-# Records every event id of a batch as handled by the group, and answers with those that were already
-# (by an earlier delivery, or a concurrent instance whose transaction it then waits for): usually none,
-# so the answer costs nothing to read.
-_CLAIM = (
-    f"WITH claimed AS (INSERT INTO {processed_events.name} (consumer_group, event_id, event_type) "
-    "SELECT %b, t.event_id, t.event_type FROM unnest(%b::uuid[], %b::text[]) AS t(event_id, event_type) "
-    "ON CONFLICT DO NOTHING RETURNING event_id) "
-    "SELECT DISTINCT t.event_id FROM unnest(%b::uuid[]) AS t(event_id) "
-    "WHERE t.event_id NOT IN (SELECT event_id FROM claimed)"
-)
-
-Handler = Callable[[Event, UnitOfWork, Envelope], Iterable[Event] | None]
+__all__ = ["ConsumerSettings", "EventConsumer", "Handler", "Hooks", "consumer_config"]
 
 
 @dataclass(frozen=True)
@@ -98,63 +69,6 @@ class Hooks:
     after_db_commit: Callable[[], None] | None = None
 
 
-def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
-    failed_commits = metrics.COMMIT_FAILURES.labels(group)
-
-    def committed(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
-        # A refused commit (e.g. during a rebalance) costs only redelivery: the database has the batch,
-        # and its messages come again (to us or the partitions' new owner) to be skipped as handled.
-        if err is not None:
-            failed_commits.inc()
-            log.warning("offset commit failed, the batch will be redelivered and skipped: %s", err)
-
-    return {
-        "bootstrap.servers": bootstrap_servers,
-        "group.id": group,
-        "enable.auto.commit": False,  # offsets are committed after the database commit, by us
-        "auto.offset.reset": "earliest",
-        "partition.assignment.strategy": "cooperative-sticky",
-        # A crashed instance's partitions move to the others after 10 s, not librdkafka's 45 s default.
-        # Heartbeats come from librdkafka's own thread, so a long batch does not count against it.
-        "session.timeout.ms": 10_000,
-        "heartbeat.interval.ms": 3_000,
-        "enable.partition.eof": False,
-        "on_commit": committed,  # commits are asynchronous: their outcome arrives here
-    }
-
-
-@dataclass(slots=True)
-class _Item:
-    msg: Message
-    topic: str  # topic, partition and offset as read once (each is a call into the client)
-    partition: int
-    offset: int
-    headers: KafkaHeaders  # read once: Message.headers() builds a new list on every call
-    routing: Routing  # event type, replay group, trace context: found and validated in one pass
-    envelope: Envelope | None = None
-    event: Event | None = None
-    poison: PoisonMessage | None = None
-    attempts: int = 0
-    dead_lettered: bool = False
-    committed: bool = False  # its transaction committed (handled, or skipped as handled before)
-
-
-class _MessageFailed(Exception):
-    def __init__(self, item: _Item, cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.item = item
-        self.cause = cause
-
-
-class _BatchFailed(Exception):
-    """A database error that is no outage and that no single handler raised (e.g. at commit)."""
-
-    def __init__(self, items: list[_Item], cause: BaseException) -> None:
-        super().__init__(str(cause))
-        self.items = items
-        self.cause = cause
-
-
 class EventConsumer:
     def __init__(
         self,
@@ -173,29 +87,31 @@ class EventConsumer:
         self._s = settings
         self._consumer = consumer
         self._dlq = dead_letter_producer
-        self._engine = engine
         self._codec = codec
         self._factory = factory
-        self._handlers = {t.type_name(): h for t, h in handlers.items()}
+        hooks = hooks or Hooks()
+        self._batch = BatchTransaction(
+            engine=engine,
+            group=settings.group,
+            handlers=handlers,
+            factory=factory,
+            uow_factory=uow_factory,
+            needs=needs,
+            after_commit=hooks.after_db_commit,
+        )
+        self._handlers = self._batch.handlers
         self._dead_letters = DeadLetterSender(
             dead_letter_producer, settings.group, settings.dead_letter_topic
         )
-        self._uow_factory = uow_factory
-        self._needs: Needs = needs or {}
-        self._hooks = hooks or Hooks()
         self._revoked: set[tuple[str, int]] = set()
         self._subscribed = False
         self._last_lag = 0.0
         self.last_poll = time.monotonic()
         self.assigned: set[tuple[str, int]] = set()
-        # Metric children bound once, not looked up per message.
-        group = settings.group
-        self._m_handled = {name: metrics.MESSAGES_HANDLED.labels(group, name) for name in self._handlers}
-        self._m_latency = {name: metrics.HANDLER_SECONDS.labels(group, name) for name in self._handlers}
+        # Metric children bound once, not looked up per batch.
         self._m_skipped = metrics.MESSAGES_SKIPPED
-        self._m_duplicates = metrics.DUPLICATES_SKIPPED.labels(group)
-        self._m_batch = metrics.BATCH_SECONDS.labels(group)
-        self._m_batch_size = metrics.BATCH_SIZE.labels(group)
+        self._m_batch = metrics.BATCH_SECONDS.labels(settings.group)
+        self._m_batch_size = metrics.BATCH_SIZE.labels(settings.group)
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -244,7 +160,7 @@ class EventConsumer:
                 msgs += self._consumer.consume(self._s.batch_size - 1, 0)
         return msgs
 
-    def _items(self, msgs: list[Message]) -> list[_Item]:
+    def _items(self, msgs: list[Message]) -> list[Inbound]:
         items = []
         append = items.append
         for msg in msgs:
@@ -256,10 +172,10 @@ class EventConsumer:
                     log.error("consumer error: %s", err)
                 continue
             headers = msg.headers()
-            append(_Item(msg, msg.topic(), msg.partition(), msg.offset(), headers, routing_of(headers)))
+            append(Inbound(msg, msg.topic(), msg.partition(), msg.offset(), headers, routing_of(headers)))
         return items
 
-    def _process(self, items: list[_Item], stop: threading.Event) -> bool:
+    def _process(self, items: list[Inbound], stop: threading.Event) -> bool:
         """Handle a batch until it commits; False if asked to stop before it could."""
         attempt = 0
         one_by_one = False  # after a failure no message could be blamed for: find the one
@@ -274,18 +190,18 @@ class EventConsumer:
                     self._handle_in_one_transaction(items)
                 self._send_dead_letters(items)
                 return True
-            except _Retry:
+            except PoisonFound:
                 continue  # an item turned out poison: at once, without it
-            except _BatchFailed as failed:
+            except BatchFailed as failed:
                 if len(failed.items) > 1:
                     log.warning("batch failed, retried one message at a time: %s", failed.cause)
                     one_by_one = True
                     continue
-                failure = _MessageFailed(failed.items[0], failed.cause)
+                failure = MessageFailed(failed.items[0], failed.cause)
                 reason, delay = self._failed(failure)
                 if delay is None:
                     continue
-            except _MessageFailed as failed:
+            except MessageFailed as failed:
                 reason, delay = self._failed(failed)
                 if delay is None:
                     continue  # at once: the batch goes on without it
@@ -297,7 +213,7 @@ class EventConsumer:
             if not self._wait(delay, stop):
                 return False
 
-    def _failed(self, failed: _MessageFailed) -> tuple[str, float | None]:
+    def _failed(self, failed: MessageFailed) -> tuple[str, float | None]:
         """Count an attempt of the message that failed; (reason, delay), or no delay: it is poison now."""
         item, cause = failed.item, failed.cause
         item.attempts += 1
@@ -323,7 +239,7 @@ class EventConsumer:
             self._consumer.resume(self._consumer.assignment())
         return True
 
-    def _drop_revoked(self, items: list[_Item]) -> None:
+    def _drop_revoked(self, items: list[Inbound]) -> None:
         """Forget messages of partitions revoked since they were fetched: their new owner handles them."""
         if not self._revoked:
             return
@@ -346,7 +262,7 @@ class EventConsumer:
 
     # -- one batch --------------------------------------------------------------------------------
 
-    def _decode(self, items: list[_Item]) -> None:
+    def _decode(self, items: list[Inbound]) -> None:
         """Decode what is for this group; skip (and count) the rest unread; find the poison."""
         group = self._s.group
         for item in items:
@@ -382,125 +298,23 @@ class EventConsumer:
                 continue
             item.envelope, item.event = envelope, event
 
-    def _skipped(self, item: _Item, event_type: str, reason: str) -> None:
+    def _skipped(self, item: Inbound, event_type: str, reason: str) -> None:
         item.committed = True  # nothing to do for it: its offset is committed with the batch
         self._m_skipped.labels(self._s.group, event_type, reason).inc()
 
-    def _handle_in_one_transaction(self, items: list[_Item]) -> None:
-        handlers = self._handlers
+    def _handle_in_one_transaction(self, items: list[Inbound]) -> None:
         todo = []
         for item in items:
             if item.event is None or item.poison is not None or item.committed:
                 continue
-            if item.envelope.event_type in handlers:  # type: ignore[union-attr]
+            if item.envelope.event_type in self._handlers:  # type: ignore[union-attr]
                 todo.append(item)
             else:  # no event_type header said so: known only once decoded
                 self._skipped(item, item.envelope.event_type, "not-handled")  # type: ignore[union-attr]
-        if not todo:
-            return
-        try:
-            with self._engine.begin() as conn:
-                seen = self._handled_before(conn, todo)
-                handled_now: list[_Item] = []
-                for item in todo:
-                    event_id = item.envelope.event_id  # type: ignore[union-attr]
-                    if event_id in seen:
-                        self._m_duplicates.inc()
-                        continue
-                    seen.add(event_id)  # a second copy within the batch is a duplicate too
-                    handled_now.append(item)
-                uow = self._uow_factory(conn)
-                # Reads for the whole batch before any handler runs, writes after the last: a statement
-                # per table, not per message. What fails here is the batch's, not one message's.
-                _batch_step(todo, uow.prefetch, self._needs, [(i.event, i.envelope) for i in handled_now])
-                outgoing: list[OutgoingMessage] = []
-                for item in handled_now:
-                    outgoing.extend(self._handle(item, uow))
-                _batch_step(todo, uow.flush)
-                add_to_outbox(conn, outgoing)
-        except DBAPIError as exc:
-            if is_outage(exc):
-                raise TransientError(str(exc.orig or exc)) from exc
-            raise _BatchFailed(todo, exc) from exc
-        for item in todo:
-            item.committed = True
-        handled = Counter(item.envelope.event_type for item in handled_now)  # type: ignore[union-attr]
-        for name, count in handled.items():
-            self._m_handled[name].inc(count)
-        if self._hooks.after_db_commit:
-            self._hooks.after_db_commit()
+        if todo:
+            self._batch.run(todo)
 
-    def _handled_before(self, conn: Connection, items: list[_Item]) -> set[UUID]:
-        """Record every event id as handled by this group, in one statement; returns the ids that this
-        group had handled already."""
-        ids = [item.envelope.event_id for item in items]  # type: ignore[union-attr]
-        types = [item.envelope.event_type for item in items]  # type: ignore[union-attr]
-        rows = conn.exec_driver_sql(_CLAIM, (self._s.group, ids, types, ids))
-        return {row[0] for row in rows}
-
-    def _handle(self, item: _Item, uow: UnitOfWork) -> list[OutgoingMessage]:
-        envelope, event = item.envelope, item.event
-        assert envelope is not None and event is not None
-        name = envelope.event_type
-        with (
-            self._trace(item, envelope) as trace_id,
-            message_context(
-                event_id=envelope.event_id,
-                event_type=name,
-                correlation_id=envelope.correlation_id,
-                causation_id=envelope.causation_id,
-                trace_id=trace_id,
-            ),
-        ):
-            started = time.perf_counter()
-            try:
-                emitted = self._handlers[name](event, uow, envelope) or ()
-                out = [self._factory.message(e, envelope.correlation_id, envelope.event_id) for e in emitted]
-            except PoisonMessage as exc:
-                # Undo everything of this batch and go again without it: no savepoint per message.
-                item.poison = exc
-                raise _Retry from exc
-            except DBAPIError as exc:
-                if is_outage(exc):
-                    raise
-                raise _MessageFailed(item, exc) from exc
-            except Exception as exc:
-                log.warning("handler failed (attempt %d): %r", item.attempts + 1, exc)
-                raise _MessageFailed(item, exc) from exc
-            self._m_latency[name].observe(time.perf_counter() - started)
-            return out
-
-    def _trace(self, item: _Item, envelope: Envelope) -> AbstractContextManager[str | None]:
-        traceparent = item.routing.traceparent
-        if traceparent is not None and not is_sampled(traceparent):
-            return forwarding(traceparent)
-        return self._consumer_span(item, envelope)
-
-    @contextmanager
-    def _consumer_span(self, item: _Item, envelope: Envelope) -> Iterator[str | None]:
-        topic = item.topic
-        # Attributes given at the start: the sampler sees them, and they are checked once, not twice.
-        with tracer.start_as_current_span(
-            f"process {topic}",
-            context=context_of(item.routing.traceparent, item.routing.tracestate),
-            kind=SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "kafka",
-                "messaging.operation.type": "process",
-                "messaging.destination.name": topic,
-                "messaging.consumer.group.name": self._s.group,
-                "messaging.message.id": str(envelope.event_id),
-                "messaging.destination.partition.id": str(item.partition),
-                "messaging.kafka.offset": item.offset,
-                "shop.event_type": envelope.event_type,
-                "shop.correlation_id": str(envelope.correlation_id),
-            },
-        ):
-            if item.routing.trace_problem is not None:
-                log.warning("a new trace starts: %s", item.routing.trace_problem)
-            yield current_trace_id()
-
-    def _send_dead_letters(self, items: list[_Item]) -> None:
+    def _send_dead_letters(self, items: list[Inbound]) -> None:
         letters = [i for i in items if i.poison is not None and not i.dead_lettered]
         if not letters:
             return
@@ -514,7 +328,7 @@ class EventConsumer:
         if problem is not None:
             raise TransientError(problem)
 
-    def _log_dead_letter(self, item: _Item) -> None:
+    def _log_dead_letter(self, item: Inbound) -> None:
         headers, poison = item.headers, item.poison
         assert poison is not None
         with message_context(
@@ -534,7 +348,7 @@ class EventConsumer:
             )
         metrics.DEAD_LETTERED.labels(self._s.group, poison.kind).inc()
 
-    def _commit_offsets(self, items: list[_Item]) -> None:
+    def _commit_offsets(self, items: list[Inbound]) -> None:
         """Asynchronously (a round trip per batch would cost more than the batch): the outcome reaches
         consumer_config's on_commit. A late or lost commit only means redelivery, which is absorbed."""
         last: dict[tuple[str, int], int] = {}
@@ -581,21 +395,6 @@ class EventConsumer:
             self._dlq.flush(10)
 
 
-def _batch_step(items: list[_Item], step: Callable[..., None], *args: object) -> None:
-    """A step of the whole batch (prefetch, flush): a database error is the caller's to classify, any
-    other error cannot be blamed on one message either."""
-    try:
-        step(*args)
-    except DBAPIError:
-        raise
-    except Exception as exc:
-        raise _BatchFailed(items, exc) from exc
-
-
 def _printable(value: str | None) -> str | None:
     """A header as a log line may quote it: anyone could have written it."""
     return value if value is None or len(value) <= 64 else f"{value[:32]}... ({len(value)} chars)"
-
-
-class _Retry(Exception):
-    """Redo the batch: an item was found poison inside the transaction."""

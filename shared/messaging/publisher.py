@@ -14,8 +14,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from shared.contracts import Event
 from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.kafka_clients import producer_config
 from shared.messaging.publishing import MessageFactory, OutgoingMessage
-from shared.messaging.relay import producer_config
 from shared.settings import Settings
 
 

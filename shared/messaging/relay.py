@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text
 from sqlalchemy.exc import DBAPIError
 
 from shared.messaging import metrics
+from shared.messaging.kafka_clients import producer_config
 from shared.messaging.parked import BEHIND, PENDING, relay_lock_key
 from shared.messaging.retry import Backoff
 from shared.messaging.tables import outbox, outbox_channel, processed_events
@@ -54,25 +55,6 @@ class RelaySettings:
     # Unhealthy once the oldest pending row is older than this; a measurement that old counts the
     # same. Above the delivery timeout: a batch in flight holds its rows that long.
     unhealthy_after: float = 60.0
-
-
-def producer_config(bootstrap_servers: str) -> dict[str, object]:
-    return {
-        "bootstrap.servers": bootstrap_servers,
-        "enable.idempotence": True,  # implies acks=all, ordered retries per partition
-        "acks": "all",
-        "linger.ms": 5,
-        "compression.type": "lz4",
-        "message.timeout.ms": 30_000,
-        # How long a topic missing from the metadata may still be on its way (default 30 s). Topics are
-        # provisioned before anything produces and the broker never creates them, so missing is almost
-        # always missing for good; a new topic reaches every broker in well under a second. The relay
-        # asks for a topic's metadata before its first row (_missing_topics); this bounds the rest, a
-        # topic deleted after that: below message.timeout.ms, so that it fails as UNKNOWN_TOPIC_OR_PART
-        # (a refusal: the row is parked) and not as _MSG_TIMED_OUT (retried forever), and a batch
-        # carrying such a row holds the rest up for 5 s, not 30.
-        "topic.metadata.propagation.max.ms": 5_000,
-    }
 
 
 # Errors that say this row is refused and will be again however often it is sent: its size or format,

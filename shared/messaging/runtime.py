@@ -19,12 +19,13 @@ from sqlalchemy import Connection, Engine
 
 from shared.contracts import Event
 from shared.messaging.codec import EventCodec, schema_registry
-from shared.messaging.consumer import ConsumerSettings, EventConsumer, Handler, Hooks, consumer_config
+from shared.messaging.consumer import ConsumerSettings, EventConsumer, Handler, Hooks
 from shared.messaging.health import serve_health
+from shared.messaging.kafka_clients import consumer_config, producer_config
 from shared.messaging.logs import configure_logging
 from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory, owners_topic
-from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
+from shared.messaging.relay import OutboxRelay, RelaySettings
 from shared.messaging.tracing import configure_tracing
 from shared.messaging.unit_of_work import Needs, UnitOfWork
 from shared.migrations import migrate

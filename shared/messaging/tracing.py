@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextvars
-from collections.abc import MutableMapping
+import logging
+from collections.abc import Iterator, MutableMapping
+from contextlib import AbstractContextManager, contextmanager
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -12,7 +14,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+log = logging.getLogger("shop.consumer")
 
 _propagator = TraceContextTextMapPropagator()
 tracer = trace.get_tracer("shop.messaging")
@@ -71,6 +76,65 @@ def configure_tracing(
 def inject_into(carrier: MutableMapping[str, str]) -> None:
     """Write the current context (traceparent, tracestate) into a header dict."""
     _propagator.inject(carrier)
+
+
+def consuming(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    group: str,
+    event_id: str,
+    event_type: str,
+    correlation_id: str,
+    traceparent: str | None,
+    tracestate: str | None,
+    trace_problem: str | None,
+) -> AbstractContextManager[str | None]:
+    """The trace a message is handled in; gives its trace id. A message of an unsampled trace gets no
+    span and forwards its traceparent; any other gets a consumer span, child of the one it carried
+    (validated: routing.py), or the root of a new trace."""
+    if traceparent is not None and not is_sampled(traceparent):
+        return forwarding(traceparent)
+    return _consumer_span(
+        topic, partition, offset, group, event_id, event_type, correlation_id, traceparent, tracestate,
+        trace_problem,
+    )  # fmt: skip
+
+
+@contextmanager
+def _consumer_span(
+    topic: str,
+    partition: int,
+    offset: int,
+    group: str,
+    event_id: str,
+    event_type: str,
+    correlation_id: str,
+    traceparent: str | None,
+    tracestate: str | None,
+    trace_problem: str | None,
+) -> Iterator[str | None]:
+    # Attributes given at the start: the sampler sees them, and they are checked once, not twice.
+    with tracer.start_as_current_span(
+        f"process {topic}",
+        context=context_of(traceparent, tracestate),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": topic,
+            "messaging.consumer.group.name": group,
+            "messaging.message.id": event_id,
+            "messaging.destination.partition.id": str(partition),
+            "messaging.kafka.offset": offset,
+            "shop.event_type": event_type,
+            "shop.correlation_id": correlation_id,
+        },
+    ):
+        if trace_problem is not None:
+            log.warning("a new trace starts: %s", trace_problem)
+        yield current_trace_id()
 
 
 def context_of(traceparent: str | None, tracestate: str | None) -> otel_context.Context:

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from shared.messaging.relay import producer_config
+from shared.messaging.kafka_clients import producer_config
 from shared.settings import PROCESSES, SERVICES
 from shared.topics import dead_letter_topic, events_topic
 from tests.e2e.support import REPO

@@ -6,7 +6,7 @@ import time
 
 from confluent_kafka import Producer
 
-from shared.messaging.relay import producer_config
+from shared.messaging.kafka_clients import producer_config
 from shared.settings import HEALTH_PORTS
 from tests.e2e.support import metric
 from tests.waiting import eventually

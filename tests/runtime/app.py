@@ -24,11 +24,12 @@ from sqlalchemy import (
 
 from shared.contracts import Envelope, Event, OrderPlaced, PaymentCompleted
 from shared.messaging.codec import EventCodec, schema_registry
-from shared.messaging.consumer import ConsumerSettings, EventConsumer, Hooks, consumer_config
+from shared.messaging.consumer import ConsumerSettings, EventConsumer, Hooks
 from shared.messaging.errors import HandlerRejected
+from shared.messaging.kafka_clients import consumer_config, producer_config
 from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory
-from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
+from shared.messaging.relay import OutboxRelay, RelaySettings
 from shared.messaging.retry import Backoff
 from shared.messaging.unit_of_work import UnitOfWork
 

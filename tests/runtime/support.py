@@ -23,8 +23,8 @@ from sqlalchemy import Engine, create_engine, func, select
 from shared.contracts import OrderPlaced
 from shared.messaging.codec import EventCodec
 from shared.messaging.consumer import EventConsumer
+from shared.messaging.kafka_clients import producer_config
 from shared.messaging.publishing import MessageFactory
-from shared.messaging.relay import producer_config
 from shared.messaging.tables import metadata as runtime_metadata
 from shared.settings import libpq_dsn
 from tests.runtime.app import TestTopics, build_consumer, engine_for, make_codec, test_metadata

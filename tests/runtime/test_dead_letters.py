@@ -16,7 +16,7 @@ from shared.contracts import OrderPlaced
 from shared.messaging import dead_letters as dlt
 from shared.messaging.codec import schema_registry
 from shared.messaging.headers import as_dict
-from shared.messaging.relay import producer_config
+from shared.messaging.kafka_clients import producer_config
 from tests.runtime import app
 from tests.runtime.app import effects
 from tests.runtime.support import drain, order_placed, read_all

@@ -1,0 +1,56 @@
+"""Every Kafka client setting of the runtime, in one place: the consumers', and the producers' (relay,
+dead letters, publishers)."""
+
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from shared.messaging import metrics
+
+log = logging.getLogger("shop.consumer")
+
+
+def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
+    failed_commits = metrics.COMMIT_FAILURES.labels(group)
+
+    def committed(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        # A refused commit (e.g. during a rebalance) costs only redelivery: the database has the batch,
+        # and its messages come again (to us or the partitions' new owner) to be skipped as handled.
+        if err is not None:
+            failed_commits.inc()
+            log.warning("offset commit failed, the batch will be redelivered and skipped: %s", err)
+
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group,
+        "enable.auto.commit": False,  # offsets are committed after the database commit, by us
+        "auto.offset.reset": "earliest",
+        "partition.assignment.strategy": "cooperative-sticky",
+        # A crashed instance's partitions move to the others after 10 s, not librdkafka's 45 s default.
+        # Heartbeats come from librdkafka's own thread, so a long batch does not count against it.
+        "session.timeout.ms": 10_000,
+        "heartbeat.interval.ms": 3_000,
+        "enable.partition.eof": False,
+        "on_commit": committed,  # commits are asynchronous: their outcome arrives here
+    }
+
+
+def producer_config(bootstrap_servers: str) -> dict[str, object]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "enable.idempotence": True,  # implies acks=all, ordered retries per partition
+        "acks": "all",
+        "linger.ms": 5,
+        "compression.type": "lz4",
+        "message.timeout.ms": 30_000,
+        # How long a topic missing from the metadata may still be on its way (default 30 s). Topics are
+        # provisioned before anything produces and the broker never creates them, so missing is almost
+        # always missing for good; a new topic reaches every broker in well under a second. The relay
+        # asks for a topic's metadata before its first row; this bounds the rest, a topic deleted after
+        # that: below message.timeout.ms, so that it fails as UNKNOWN_TOPIC_OR_PART (a refusal: the row
+        # is parked) and not as _MSG_TIMED_OUT (retried forever), and a batch carrying such a row holds
+        # the rest up for 5 s, not 30.
+        "topic.metadata.propagation.max.ms": 5_000,
+    }

@@ -14,7 +14,18 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from shared.contracts import Event, OrderCancelled, OrderCompleted
+from shared.contracts import (
+    Event,
+    OrderCancelled,
+    OrderCompleted,
+    OrderPlaced,
+    PaymentFailed,
+    PaymentRefunded,
+    ShipmentCreated,
+    ShipmentFailed,
+    StockReleased,
+    StockReservationFailed,
+)
 
 
 class OrderStatus(StrEnum):
@@ -24,10 +35,10 @@ class OrderStatus(StrEnum):
 
 
 # A failure, and the compensations that must have happened before the order is cancelled.
-COMPENSATIONS: dict[str, frozenset[str]] = {
-    "PaymentFailed": frozenset(),
-    "StockReservationFailed": frozenset({"PaymentRefunded"}),
-    "ShipmentFailed": frozenset({"PaymentRefunded", "StockReleased"}),
+COMPENSATIONS: dict[type[Event], frozenset[type[Event]]] = {
+    PaymentFailed: frozenset(),
+    StockReservationFailed: frozenset({PaymentRefunded}),
+    ShipmentFailed: frozenset({PaymentRefunded, StockReleased}),
 }
 
 
@@ -35,7 +46,7 @@ COMPENSATIONS: dict[str, frozenset[str]] = {
 class Order:
     order_id: UUID
     status: OrderStatus = OrderStatus.OPEN
-    facts: frozenset[str] = frozenset()
+    facts: frozenset[type[Event]] = frozenset()  # the kinds of fact heard about it
     customer_id: str | None = None
     total: Decimal | None = None
     currency: str | None = None
@@ -44,21 +55,20 @@ class Order:
 
     @property
     def placed(self) -> bool:
-        return "OrderPlaced" in self.facts
+        return OrderPlaced in self.facts
 
 
 def learn(order: Order, fact: Event) -> Order:
     """Add what a fact says about the order."""
-    name = fact.type_name()
-    if name == "OrderPlaced" and order.placed:
+    if isinstance(fact, OrderPlaced) and order.placed:
         return order  # placed once: a second OrderPlaced for the order (another event id) changes nothing
-    order = replace(order, facts=order.facts | {name})
-    if name == "OrderPlaced":
-        return replace(order, customer_id=fact.customer_id, total=fact.total, currency=fact.currency)  # type: ignore[attr-defined]
-    if name == "ShipmentCreated":
-        return replace(order, tracking_number=fact.tracking_number)  # type: ignore[attr-defined]
-    if name in COMPENSATIONS and order.failure is None:
-        return replace(order, failure=f"{name}: {fact.reason}")  # type: ignore[attr-defined]
+    order = replace(order, facts=order.facts | {type(fact)})
+    if isinstance(fact, OrderPlaced):
+        return replace(order, customer_id=fact.customer_id, total=fact.total, currency=fact.currency)
+    if isinstance(fact, ShipmentCreated):
+        return replace(order, tracking_number=fact.tracking_number)
+    if type(fact) in COMPENSATIONS and order.failure is None:
+        return replace(order, failure=f"{fact.type_name()}: {fact.reason}")  # type: ignore[attr-defined]
     return order
 
 
@@ -66,7 +76,7 @@ def decide(order: Order) -> tuple[Order, Event | None]:
     """End the order if its facts say so, once: the order afterwards, and the event announcing it."""
     if order.status is not OrderStatus.OPEN or not order.placed:
         return order, None
-    if "ShipmentCreated" in order.facts:
+    if ShipmentCreated in order.facts:
         assert order.tracking_number is not None
         return (
             replace(order, status=OrderStatus.COMPLETED),
@@ -76,6 +86,6 @@ def decide(order: Order) -> tuple[Order, Event | None]:
         if failure in order.facts and compensations <= order.facts:
             return (
                 replace(order, status=OrderStatus.CANCELLED),
-                OrderCancelled(order_id=order.order_id, reason=order.failure or failure),
+                OrderCancelled(order_id=order.order_id, reason=order.failure or failure.type_name()),
             )
     return order, None

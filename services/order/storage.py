@@ -22,7 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from services.order.domain import Order, OrderStatus
-from shared.contracts import Envelope
+from shared.contracts import EVENT_TYPES, Envelope
 from shared.messaging.repository import Appender, BatchStatements, Repository
 from shared.messaging.unit_of_work import UnitOfWork
 
@@ -75,7 +75,7 @@ class Orders(Repository[UUID, Order]):
         return Order(
             row.order_id,
             OrderStatus(row.status),
-            frozenset(row.facts),
+            frozenset(EVENT_TYPES[name] for name in row.facts),
             row.customer_id,
             row.total,
             row.currency,
@@ -90,7 +90,7 @@ class Orders(Repository[UUID, Order]):
         return {
             "order_id": order.order_id,
             "status": order.status.value,
-            "facts": sorted(order.facts),
+            "facts": sorted(fact.type_name() for fact in order.facts),
             "customer_id": order.customer_id,
             "total": order.total,
             "currency": order.currency,

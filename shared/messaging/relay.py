@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import KafkaError, KafkaException, Producer
-from sqlalchemy import Connection, Engine, and_, delete, func, or_, select, text, update
+from sqlalchemy import Connection, Engine, and_, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from shared.messaging import metrics
@@ -49,6 +49,7 @@ class RelaySettings:
     # broker's offsets retention (7 days) starts again from the earliest event.
     handled_retention: timedelta = timedelta(days=28)
     cleanup_every: float = 60.0
+    cleanup_chunk: int = 10_000  # rows deleted per transaction
     # How often the outbox is measured (pending, parked, age of the oldest pending row): counts, not
     # at every wake-up.
     backlog_every: float = 5.0
@@ -113,6 +114,14 @@ _PARK_BEHIND = (
     f"UPDATE {outbox.name} SET parked_at = now(), park_reason = '{BEHIND}' || h.head "
     "FROM unnest(%s::text[], %s::bigint[]) AS h(message_key, head) "
     f"WHERE outbox.message_key = h.message_key AND outbox.id > h.head AND {PENDING}"
+)
+_DELETE_OLD_ROWS = (
+    f"DELETE FROM {outbox.name} WHERE id IN (SELECT id FROM {outbox.name} "
+    "WHERE published_at < now() - %(age)s OR discarded_at < now() - %(age)s LIMIT %(chunk)s)"
+)
+_DELETE_OLD_HANDLED = (
+    f"DELETE FROM {processed_events.name} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {processed_events.name} "
+    "WHERE processed_at < now() - %(age)s LIMIT %(chunk)s))"
 )
 _MEASURE = text(
     f"SELECT (SELECT count(*) FROM {outbox.name} WHERE {PENDING}) AS pending, "
@@ -345,18 +354,23 @@ class OutboxRelay:
 
     def clean_up(self) -> tuple[int, int]:
         """Delete published and discarded rows, and handled-event records, older than their retention.
-        Parked rows stay, whatever their age: they wait for an operator."""
-        cutoff = func.now() - self._settings.retention
-        with self._engine.begin() as conn:
-            rows = conn.execute(
-                delete(outbox).where(or_(outbox.c.published_at < cutoff, outbox.c.discarded_at < cutoff))
-            ).rowcount
-            handled = conn.execute(
-                delete(processed_events).where(
-                    processed_events.c.processed_at < func.now() - self._settings.handled_retention
-                )
-            ).rowcount
+        Parked rows stay, whatever their age: they wait for an operator.
+
+        In chunks, a transaction each: after a long outage the backlog of old rows could take one
+        DELETE past the role's statement timeout, every time, and clean-up would never get anywhere."""
+        retention, handled_retention = self._settings.retention, self._settings.handled_retention
+        rows = self._delete_in_chunks(_DELETE_OLD_ROWS, retention)
+        handled = self._delete_in_chunks(_DELETE_OLD_HANDLED, handled_retention)
         return rows, handled
+
+    def _delete_in_chunks(self, statement: str, retention: timedelta) -> int:
+        chunk, total = self._settings.cleanup_chunk, 0
+        while True:
+            with self._engine.begin() as conn:
+                deleted = conn.exec_driver_sql(statement, {"age": retention, "chunk": chunk}).rowcount
+            total += deleted
+            if deleted < chunk:
+                return total
 
     def run(self, stop: threading.Event) -> None:
         """Until stop is set: drain the outbox, then sleep until notified (or the poll interval passes)."""

@@ -150,8 +150,8 @@ def test_published_rows_and_old_handled_records_are_cleaned_up(settings, databas
         database.engine,
         database.role,
         settings.kafka_bootstrap_servers,
-        RelaySettings(retention=timedelta(0), handled_retention=timedelta(0)),
+        RelaySettings(retention=timedelta(0), handled_retention=timedelta(0), cleanup_chunk=3),
     )
-    assert relay.clean_up() == (4, 1)
+    assert relay.clean_up() == (4, 1), "in chunks of 3: 3, then 1"
     assert database.count(outbox) == 2, "unpublished rows stay, whatever their age"
     assert relay.backlog() == 2

@@ -96,42 +96,26 @@ def consuming(
     (validated: routing.py), or the root of a new trace."""
     if traceparent is not None and not is_sampled(traceparent):
         return forwarding(traceparent)
-    return _consumer_span(
-        topic, partition, offset, group, event_id, event_type, correlation_id, traceparent, tracestate,
-        trace_problem,
-    )  # fmt: skip
+    # Attributes given at the start: the sampler sees them, and they are checked once, not twice.
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": topic,
+        "messaging.consumer.group.name": group,
+        "messaging.message.id": event_id,
+        "messaging.destination.partition.id": str(partition),
+        "messaging.kafka.offset": offset,
+        "shop.event_type": event_type,
+        "shop.correlation_id": correlation_id,
+    }
+    return _consumer_span(f"process {topic}", context_of(traceparent, tracestate), attributes, trace_problem)
 
 
 @contextmanager
 def _consumer_span(
-    topic: str,
-    partition: int,
-    offset: int,
-    group: str,
-    event_id: str,
-    event_type: str,
-    correlation_id: str,
-    traceparent: str | None,
-    tracestate: str | None,
-    trace_problem: str | None,
+    name: str, context: otel_context.Context, attributes: dict[str, str | int], trace_problem: str | None
 ) -> Iterator[str | None]:
-    # Attributes given at the start: the sampler sees them, and they are checked once, not twice.
-    with tracer.start_as_current_span(
-        f"process {topic}",
-        context=context_of(traceparent, tracestate),
-        kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.operation.type": "process",
-            "messaging.destination.name": topic,
-            "messaging.consumer.group.name": group,
-            "messaging.message.id": event_id,
-            "messaging.destination.partition.id": str(partition),
-            "messaging.kafka.offset": offset,
-            "shop.event_type": event_type,
-            "shop.correlation_id": correlation_id,
-        },
-    ):
+    with tracer.start_as_current_span(name, context=context, kind=SpanKind.CONSUMER, attributes=attributes):
         if trace_problem is not None:
             log.warning("a new trace starts: %s", trace_problem)
         yield current_trace_id()

@@ -33,7 +33,6 @@ from shared.messaging.errors import (
 )
 from shared.messaging.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE, header
 from shared.messaging.inbound import Inbound
-from shared.messaging.kafka_clients import consumer_config
 from shared.messaging.logs import message_context
 from shared.messaging.publishing import MessageFactory
 from shared.messaging.retry import Backoff
@@ -42,8 +41,6 @@ from shared.messaging.tracing import trace_id_of
 from shared.messaging.unit_of_work import Needs, UnitOfWork
 
 log = logging.getLogger("shop.consumer")
-
-__all__ = ["ConsumerSettings", "EventConsumer", "Handler", "Hooks", "consumer_config"]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from shared.messaging.headers import KafkaHeaders
+from shared.messaging.kafka_clients import produce
 
 log = logging.getLogger("shop.dead_letters")
 
@@ -173,18 +174,13 @@ class DeadLetterSender:
             def delivered(err: KafkaError | None, _m: object, i: int = i) -> None:
                 outcome[i] = err
 
-            while True:
-                try:
-                    self._producer.produce(
-                        letter.topic, value=letter.value, key=letter.key, headers=letter.headers,
-                        on_delivery=delivered,
-                    )  # fmt: skip
-                    break
-                except BufferError:
-                    self._producer.poll(0.1)  # local queue full: let deliveries drain
-                except KafkaException as exc:  # refused before sending: too large, or not allowed
-                    outcome[i] = exc.args[0]
-                    break
+            try:
+                produce(
+                    self._producer, letter.topic, value=letter.value, key=letter.key, headers=letter.headers,
+                    on_delivery=delivered,
+                )  # fmt: skip
+            except KafkaException as exc:  # refused before sending: too large, or not allowed
+                outcome[i] = exc.args[0]
         self._producer.flush(_DELIVERY_TIMEOUT)
 
 

@@ -4,8 +4,10 @@ dead letters, publishers)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, Producer, TopicPartition
 
 from shared.messaging import metrics
 
@@ -54,3 +56,22 @@ def producer_config(bootstrap_servers: str) -> dict[str, object]:
         # the rest up for 5 s, not 30.
         "topic.metadata.propagation.max.ms": 5_000,
     }
+
+
+def produce(
+    producer: Producer,
+    topic: str,
+    *,
+    value: bytes | None,
+    key: str | bytes | None,
+    headers: Sequence[tuple[str, Any]],
+    on_delivery: Callable[[KafkaError | None, Any], None],
+) -> None:
+    """Queue one message, waiting out a full local queue (deliveries drain it) instead of failing.
+    Any other refusal (too large, unknown topic) raises KafkaException for the caller to judge."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, headers=headers, on_delivery=on_delivery)
+            return
+        except BufferError:
+            producer.poll(0.1)

@@ -14,7 +14,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from shared.contracts import Event
 from shared.messaging.codec import EventCodec, schema_registry
-from shared.messaging.kafka_clients import producer_config
+from shared.messaging.kafka_clients import produce, producer_config
 from shared.messaging.publishing import MessageFactory, OutgoingMessage
 from shared.settings import Settings
 
@@ -45,18 +45,14 @@ class EventPublisher:
     def send(self, event: Event, correlation_id: UUID | None = None) -> OutgoingMessage:
         """Publish without waiting (for a stream of events); `flush` then says whether all landed."""
         message = self._factory.message(event, correlation_id or uuid4(), None)
-        while True:
-            try:
-                self._producer.produce(
-                    message.topic,
-                    value=message.payload,
-                    key=message.key,
-                    headers=list(message.headers.items()),
-                    on_delivery=self._delivered,
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.05)  # local queue full: let deliveries drain
+        produce(
+            self._producer,
+            message.topic,
+            value=message.payload,
+            key=message.key,
+            headers=list(message.headers.items()),
+            on_delivery=self._delivered,
+        )
         self._producer.poll(0)
         return message
 

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, and_, func, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from shared.messaging import metrics
-from shared.messaging.kafka_clients import producer_config
+from shared.messaging.kafka_clients import produce, producer_config
 from shared.messaging.parked import BEHIND, PENDING, relay_lock_key
 from shared.messaging.retry import Backoff
 from shared.messaging.tables import outbox, outbox_channel, processed_events
@@ -287,7 +287,8 @@ class OutboxRelay:
 
         while True:
             try:
-                self._producer.produce(
+                produce(
+                    self._producer,
                     row.topic,
                     value=row.payload,
                     key=row.message_key,
@@ -295,9 +296,6 @@ class OutboxRelay:
                     on_delivery=delivered,
                 )
                 return
-            except BufferError:
-                # Local queue full: let deliveries drain, then go on.
-                self._producer.poll(0.1)
             except KafkaException as exc:
                 # Known to exist, now missing to the producer: deleted since, or the producer's own
                 # memory of having missed it (the topic since created, an operator's fix before a

@@ -18,8 +18,9 @@ from confluent_kafka import Consumer, Producer
 from sqlalchemy import Connection, Engine
 
 from shared.contracts import Event
+from shared.messaging.batch import Handler
 from shared.messaging.codec import EventCodec, schema_registry
-from shared.messaging.consumer import ConsumerSettings, EventConsumer, Handler, Hooks
+from shared.messaging.consumer import ConsumerSettings, EventConsumer, Hooks
 from shared.messaging.health import serve_health
 from shared.messaging.kafka_clients import consumer_config, producer_config
 from shared.messaging.logs import configure_logging

@@ -34,9 +34,10 @@ from sqlalchemy import create_engine
 
 from shared.contracts import Envelope, Event, OrderPlaced, PaymentCompleted
 from shared.messaging.codec import EventCodec, schema_registry
-from shared.messaging.consumer import ConsumerSettings, EventConsumer, consumer_config
+from shared.messaging.consumer import ConsumerSettings, EventConsumer
+from shared.messaging.kafka_clients import consumer_config, producer_config
 from shared.messaging.publishing import MessageFactory
-from shared.messaging.relay import OutboxRelay, RelaySettings, producer_config
+from shared.messaging.relay import OutboxRelay, RelaySettings
 from shared.messaging.tables import metadata as runtime_metadata
 from shared.messaging.tracing import configure_tracing
 from shared.messaging.unit_of_work import UnitOfWork

@@ -2,9 +2,10 @@
 
 Per batch: poll what is fetched; read each message's routing headers and decode it through the
 registry; hand what this group handles to one database transaction (batch.py); send the poison to
-the dead-letter topic; then commit the offsets, after the database. Transient failures retry the
-batch in place, in order, with backoff and paused partitions; a message failing again and again is
-dead-lettered and the batch goes on without it. Rebalances drop what the consumer no longer owns.
+the dead-letter topic; then store the offsets, after the database, for librdkafka to commit.
+Transient failures retry the batch in place, in order, with backoff and paused partitions; a message
+failing again and again is dead-lettered and the batch goes on without it. Rebalances drop what
+the consumer no longer owns.
 """
 
 from __future__ import annotations
@@ -346,16 +347,19 @@ class EventConsumer:
         metrics.DEAD_LETTERED.labels(self._s.group, poison.kind).inc()
 
     def _commit_offsets(self, items: list[Inbound]) -> None:
-        """Asynchronously (a round trip per batch would cost more than the batch): the outcome reaches
-        consumer_config's on_commit. A late or lost commit only means redelivery, which is absorbed."""
+        """Store the batch's offsets, for librdkafka's own thread to commit (consumer_config): a commit
+        request per batch was a large share of the broker's work. A late or lost commit only means
+        redelivery, which the inbox absorbs."""
         last: dict[tuple[str, int], int] = {}
         for item in items:
             key = (item.topic, item.partition)
             last[key] = max(last.get(key, -1), item.offset)
         if last:
-            self._consumer.commit(
-                offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=True
-            )
+            try:
+                offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+                self._consumer.store_offsets(offsets=offsets)
+            except KafkaException as exc:  # e.g. a partition lost meanwhile: its new owner skips them
+                log.warning("offsets not stored, the batch will be redelivered and skipped: %s", exc)
 
     # -- group membership -------------------------------------------------------------------------
 
@@ -387,7 +391,7 @@ class EventConsumer:
 
     def _close(self) -> None:
         try:
-            self._consumer.close()  # commits nothing more (all committed per batch) and leaves the group
+            self._consumer.close()  # commits the offsets stored since the last commit, leaves the group
         finally:
             self._dlq.flush(10)
 

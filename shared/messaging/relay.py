@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 from confluent_kafka import KafkaError, KafkaException, Producer
-from sqlalchemy import Connection, Engine, and_, func, select, text, update
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from shared.messaging import metrics
@@ -89,20 +89,18 @@ def _reason(err: KafkaError) -> str:
     return f"{err.name()}: {err.str()}"
 
 
-_PENDING = and_(
-    outbox.c.published_at.is_(None), outbox.c.parked_at.is_(None), outbox.c.discarded_at.is_(None)
+# Plain SQL, written once: the relay's statements run per batch, and a Core statement pays for its
+# cache key (and an IN list for its expansion) every time.
+_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
+# The next pending rows, each with the first parked row of its key before it, if any (the parked-rows
+# index answers). Another relay instance holding rows skips them instead of waiting.
+_NEXT = (
+    f"SELECT o.id, o.topic, o.message_key, o.payload, o.headers, (SELECT min(e.id) FROM {outbox.name} e "
+    "WHERE e.message_key = o.message_key AND e.parked_at IS NOT NULL AND e.id < o.id) AS behind "
+    f"FROM {outbox.name} o WHERE {PENDING} ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
 )
-_earlier = outbox.alias("earlier")
-# Per row read: the first parked row of its key before it, if any (the parked-rows index answers).
-_PARKED_BEFORE = (
-    select(func.min(_earlier.c.id))
-    .where(
-        _earlier.c.message_key == outbox.c.message_key,
-        _earlier.c.parked_at.is_not(None),
-        _earlier.c.id < outbox.c.id,
-    )
-    .scalar_subquery()
-)
+_MARK_PUBLISHED = f"UPDATE {outbox.name} SET published_at = now() WHERE id = ANY(%s::bigint[])"
+_COUNT_PENDING = f"SELECT count(*) FROM {outbox.name} WHERE {PENDING}"
 
 # One statement per outcome and batch, whatever the number of rows.
 _PARK_REFUSED = (
@@ -177,23 +175,10 @@ class OutboxRelay:
         """Publish one batch; returns how many rows it settled, published or parked (0: nothing to do
         or not our turn)."""
         with self._engine.begin() as conn:
-            self.lock_held = bool(conn.scalar(select(func.pg_try_advisory_xact_lock(self._lock_key))))
+            self.lock_held = bool(conn.exec_driver_sql(_LOCK, (self._lock_key,)).scalar())
             if not self.lock_held:
                 return 0
-            rows = conn.execute(
-                select(
-                    outbox.c.id,
-                    outbox.c.topic,
-                    outbox.c.message_key,
-                    outbox.c.payload,
-                    outbox.c.headers,
-                    _PARKED_BEFORE.label("behind"),
-                )
-                .where(_PENDING)
-                .order_by(outbox.c.id)
-                .limit(self._settings.batch_size)
-                .with_for_update(skip_locked=True)
-            ).all()
+            rows = conn.exec_driver_sql(_NEXT, (self._settings.batch_size,)).all()
             if not rows:
                 return 0
             # Rows of a key parked before them are not sent: they join it.
@@ -214,9 +199,9 @@ class OutboxRelay:
             elif r.id in deliveries.refused:
                 heads.setdefault(r.message_key, r.id)
         if deliveries.acknowledged:
-            conn.execute(
-                update(outbox).where(outbox.c.id.in_(deliveries.acknowledged)).values(published_at=func.now())
-            )
+            # Ids are our own integers: an array literal, not a list adapted element by element.
+            ids = "{" + ",".join(map(str, deliveries.acknowledged)) + "}"
+            conn.exec_driver_sql(_MARK_PUBLISHED, (ids,))
         if deliveries.refused:
             refused = list(deliveries.refused.items())
             conn.exec_driver_sql(_PARK_REFUSED, ([i for i, _ in refused], [r for _, r in refused]))
@@ -327,7 +312,7 @@ class OutboxRelay:
     def backlog(self) -> int:
         """Rows waiting to be published (parked ones are not waiting)."""
         with self._engine.connect() as conn:
-            return conn.scalar(select(func.count()).select_from(outbox).where(_PENDING)) or 0
+            return conn.exec_driver_sql(_COUNT_PENDING).scalar() or 0
 
     def measure(self) -> OutboxState:
         with self._engine.connect() as conn:

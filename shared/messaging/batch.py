@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
 from shared.contracts import Envelope, Event
 from shared.messaging import metrics
+from shared.messaging.driver import DATABASE_ERRORS, statements
 from shared.messaging.errors import PoisonMessage, TransientError
 from shared.messaging.inbound import Inbound
 from shared.messaging.inbox import claim
@@ -84,7 +84,7 @@ class BatchTransaction:
     def run(self, todo: list[Inbound]) -> None:
         """Handle these decoded messages and commit; each is then `committed`."""
         try:
-            with self._engine.begin() as conn:
+            with self._engine.begin() as conn, statements(conn):
                 fresh = self._claim(conn, todo)
                 uow = self._uow_factory(conn)
                 # Reads for the whole batch before any handler runs, writes after the last one.
@@ -94,9 +94,9 @@ class BatchTransaction:
                     outgoing.extend(self._handle(item, uow))
                 _whole_batch(todo, uow.flush)
                 add_to_outbox(conn, outgoing)
-        except DBAPIError as exc:
+        except DATABASE_ERRORS as exc:
             if is_outage(exc):
-                raise TransientError(str(exc.orig or exc)) from exc
+                raise TransientError(str(getattr(exc, "orig", None) or exc)) from exc
             raise BatchFailed(todo, exc) from exc
         for item in todo:
             item.committed = True
@@ -151,7 +151,7 @@ class BatchTransaction:
                 # Undo everything of this batch and go again without it: no savepoint per message.
                 item.poison = exc
                 raise PoisonFound from exc
-            except DBAPIError as exc:  # a read no declaration prefetched, done in the handler's time
+            except DATABASE_ERRORS as exc:  # a read no declaration prefetched, done in the handler's time
                 if is_outage(exc):
                     raise
                 raise MessageFailed(item, exc) from exc
@@ -165,7 +165,7 @@ def _whole_batch(items: list[Inbound], step: Callable[..., None], *args: Any) ->
     other error cannot be blamed on one message either."""
     try:
         step(*args)
-    except DBAPIError:
+    except DATABASE_ERRORS:
         raise
     except Exception as exc:
         raise BatchFailed(items, exc) from exc

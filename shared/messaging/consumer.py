@@ -51,6 +51,11 @@ class ConsumerSettings:
     dead_letter_topic: str
     batch_size: int = 500
     poll_timeout: float = 0.5
+    # Under load (the last batch had company), a batch waits for more messages up to as long as the
+    # last one took, capped here: a batch's fixed cost (its statements, its commit, the relay's turn)
+    # is then shared by more messages, and the machine keeps up with more. A lone message (a light
+    # load) never waits.
+    max_linger: float = 0.02
     # Attempts for failures that may be the message's own (a handler's unexpected error, a database
     # error that is not an outage). Outages (database or registry unreachable) and concurrency conflicts
     # (deadlock, serialization failure: another transaction's doing, never the message's) are retried
@@ -104,6 +109,7 @@ class EventConsumer:
         self._revoked: set[tuple[str, int]] = set()
         self._subscribed = False
         self._last_lag = 0.0
+        self._linger = 0.0  # how long the next batch waits for company (see ConsumerSettings.max_linger)
         self.last_poll = time.monotonic()
         self.assigned: set[tuple[str, int]] = set()
         # Metric children bound once, not looked up per batch.
@@ -139,7 +145,9 @@ class EventConsumer:
             if not self._process(items, stop):
                 return 0  # stopping mid-retry: nothing committed, the batch will be redelivered
             self._commit_offsets(items)
-            self._m_batch.observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            self._m_batch.observe(took)
+            self._linger = min(self._s.max_linger, took) if len(msgs) > 1 else 0.0
         if self.last_poll - self._last_lag >= self._s.lag_every:
             self._last_lag = self.last_poll
             self._report_lag()
@@ -149,13 +157,16 @@ class EventConsumer:
         """What is already fetched, up to a batch; else wait for one message and take what came with it.
 
         consume(n, timeout) waits until it has n messages or the timeout passed: under a light load that
-        would hold every message for the whole timeout. This handles the first at once, and still
-        batches under load."""
-        msgs = self._consumer.consume(self._s.batch_size, 0)
+        would hold every message for the whole timeout. This handles the first at once, and under load
+        lingers for more (max_linger), so that batches grow with the load."""
+        size = self._s.batch_size
+        msgs = self._consumer.consume(size, 0)
         if not msgs:
             msgs = self._consumer.consume(1, self._s.poll_timeout)
             if msgs:
-                msgs += self._consumer.consume(self._s.batch_size - 1, 0)
+                msgs += self._consumer.consume(size - 1, 0)
+        if msgs and self._linger > 0 and len(msgs) < size:
+            msgs += self._consumer.consume(size - len(msgs), self._linger)
         return msgs
 
     def _items(self, msgs: list[Message]) -> list[Inbound]:

@@ -9,6 +9,7 @@ from pydantic_core import to_json
 from sqlalchemy import Connection
 
 from shared.contracts import Envelope
+from shared.messaging.driver import cursor
 from shared.messaging.tables import processed_events
 
 # Records every event id of a batch as handled by the group, and answers with those that were already
@@ -25,5 +26,4 @@ _CLAIM = (
 def claim(conn: Connection, group: str, envelopes: Sequence[Envelope]) -> set[UUID]:
     """Record every event as handled by the group, in one statement; the ids it had handled before."""
     batch = to_json([{"i": e.event_id, "t": e.event_type} for e in envelopes]).decode()
-    rows = conn.exec_driver_sql(_CLAIM, (batch, group))
-    return {row[0] for row in rows}
+    return {row[0] for row in cursor(conn).execute(_CLAIM, (batch, group)).fetchall()}

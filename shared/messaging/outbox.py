@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pydantic_core import to_json
 from sqlalchemy import Connection
 
+from shared.messaging.driver import cursor
 from shared.messaging.publishing import OutgoingMessage
 from shared.messaging.tables import outbox
 
@@ -27,4 +28,4 @@ def add_to_outbox(conn: Connection, messages: Sequence[OutgoingMessage]) -> None
         {"i": m.event_id, "t": m.event_type, "d": m.topic, "k": m.key, "p": m.payload, "h": m.headers}
         for m in messages
     ]
-    conn.exec_driver_sql(_INSERT, (to_json(rows, bytes_mode="hex").decode(),))
+    cursor(conn).execute(_INSERT, (to_json(rows, bytes_mode="hex").decode(),))

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from shared.messaging import metrics
+from shared.messaging.driver import cursor, statements
 from shared.messaging.kafka_clients import produce, producer_config
 from shared.messaging.parked import BEHIND, PENDING, relay_lock_key
 from shared.messaging.retry import Backoff
@@ -174,11 +175,12 @@ class OutboxRelay:
     def relay_once(self) -> int:
         """Publish one batch; returns how many rows it settled, published or parked (0: nothing to do
         or not our turn)."""
-        with self._engine.begin() as conn:
-            self.lock_held = bool(conn.exec_driver_sql(_LOCK, (self._lock_key,)).scalar())
+        with self._engine.begin() as conn, statements(conn):
+            sql = cursor(conn)  # the batch's statements on the driver itself (driver.py says why)
+            self.lock_held = bool(sql.execute(_LOCK, (self._lock_key,)).fetchone()[0])  # type: ignore[index]
             if not self.lock_held:
                 return 0
-            rows = conn.exec_driver_sql(_NEXT, (self._settings.batch_size,)).all()
+            rows = sql.execute(_NEXT, (self._settings.batch_size,)).fetchall()
             if not rows:
                 return 0
             # Rows of a key parked before them are not sent: they join it.
@@ -201,7 +203,7 @@ class OutboxRelay:
         if deliveries.acknowledged:
             # Ids are our own integers: an array literal, not a list adapted element by element.
             ids = "{" + ",".join(map(str, deliveries.acknowledged)) + "}"
-            conn.exec_driver_sql(_MARK_PUBLISHED, (ids,))
+            cursor(conn).execute(_MARK_PUBLISHED, (ids,))
         if deliveries.refused:
             refused = list(deliveries.refused.items())
             conn.exec_driver_sql(_PARK_REFUSED, ([i for i, _ in refused], [r for _, r in refused]))

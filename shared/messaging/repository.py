@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql
 
 from shared.messaging import metrics
+from shared.messaging.driver import cursor
 
 log = logging.getLogger("shop.repository")
 
@@ -121,6 +122,7 @@ class Repository(ABC, Generic[K, E]):
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
+        self._sql = cursor(connection)
         self._rows: dict[K, E | None] = {}
         self._wanted: set[K] = set()
         self._added: dict[K, E] = {}
@@ -187,9 +189,9 @@ class Repository(ABC, Generic[K, E]):
             rows = [{st.key: k, **self._created_from.get(k, {})} for k in keys]
             params: dict[str, object] = {"rows": st.rows(rows)}
             params |= {f"const_{c}": v for c, v in st.created_with.items()}
-            self._conn.exec_driver_sql(st.create, params)
+            self._sql.execute(st.create, params)
         found = {}
-        for row in self._conn.exec_driver_sql(st.select, (keys,)):
+        for row in self._sql.execute(st.select, (keys,)).fetchall():
             entity = self.entity(row)
             found[self.key_of(entity)] = entity
         for key in keys:
@@ -200,19 +202,19 @@ class Repository(ABC, Generic[K, E]):
         rows = [self.row(e) for e in entities]
         if rows:
             st, columns = self.statements, list(rows[0])
-            self._conn.exec_driver_sql(st.insert(columns, on_conflict), (st.rows(rows),))
+            self._sql.execute(st.insert(columns, on_conflict), (st.rows(rows),))
 
     def flush(self) -> None:
         st = self.statements
         if self._added:
             rows = [self.row(e) for e in self._added.values()]
             columns = list(rows[0])
-            self._conn.exec_driver_sql(st.insert(columns, self.on_add_conflict), (st.rows(rows),))
+            self._sql.execute(st.insert(columns, self.on_add_conflict), (st.rows(rows),))
             self._added.clear()
         if self._saved:
             rows = [self.row(e) for e in self._saved.values()]
             columns = list(self.saved_columns or [c for c in rows[0] if c != st.key])
-            self._conn.exec_driver_sql(st.update(columns, self.on_save), (st.rows(rows),))
+            self._sql.execute(st.update(columns, self.on_save), (st.rows(rows),))
             self._saved.clear()
 
 
@@ -224,6 +226,7 @@ class Appender(Generic[E]):
 
     def __init__(self, connection: Connection) -> None:
         self._conn = connection
+        self._sql = cursor(connection)
         self._rows: list[dict[str, Any]] = []
 
     def append(self, row: dict[str, Any]) -> None:
@@ -238,5 +241,5 @@ class Appender(Generic[E]):
     def flush(self) -> None:
         if self._rows:
             st, columns = self.statements, list(self._rows[0])
-            self._conn.exec_driver_sql(st.insert(columns, self.on_conflict), (st.rows(self._rows),))
+            self._sql.execute(st.insert(columns, self.on_conflict), (st.rows(self._rows),))
             self._rows.clear()

@@ -8,10 +8,10 @@
 (c) the outbox relay draining what (b) wrote;
 (f1) FastStream, one message at a time, AckPolicy.ACK, one transaction per message;
 (f2) FastStream, batch=True, one transaction per batch (faststream_variants.py says how both are built).
-Prints events/s for each, the ratio b/a and the ratios of (b) to (f2) and to (f1). Environment:
-BENCH_EVENTS (default 50000), BENCH_F1_EVENTS (default 5000: (f1) handles only the first so many, its
-rate stays comparable), BENCH_SAMPLING (default 0.1), BENCH_BATCH (default 500), and the usual stack
-settings.
+Prints events/s for each, (b)'s CPU per event, the ratio b/a and the ratios of (b) to (f2) and to
+(f1). Environment: BENCH_EVENTS (default 50000), BENCH_F1_EVENTS (default 5000: (f1) handles only the
+first so many, its rate stays comparable), BENCH_SAMPLING (default 0.1), BENCH_BATCH (default 500), and
+the usual stack settings.
 """
 
 from __future__ import annotations
@@ -282,7 +282,9 @@ def main() -> None:
             published += n
         report(f"(c) outbox relay, {published} rows", clock.stop(published))
         f1, f2 = faststream(bootstrap, topic, url, codec, provider, fs_schemas)
-        print(f"ratio b/a: {b.rate / a.rate:.2f} (goal >= 0.70); b0/a: {b0.rate / a.rate:.2f}")
+        # b/a is the bare loop's ceiling, for reference (its 0.7 goal was retired for (b)'s CPU).
+        print(f"(b) CPU per event: {b.cpu_per_event * 1e6:.1f} µs (goal <= 60)")
+        print(f"ratio b/a: {b.rate / a.rate:.2f}; b0/a: {b0.rate / a.rate:.2f}")
         print(f"ratio runtime/faststream-batch: {b.rate / f2.rate:.2f}")
         print(f"ratio runtime/faststream-per-message: {b.rate / f1.rate:.2f}")
         report_floor(codec, topic, a)

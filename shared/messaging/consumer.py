@@ -55,7 +55,7 @@ class ConsumerSettings:
     # last one took, capped here: a batch's fixed cost (its statements, its commit, the relay's turn)
     # is then shared by more messages, and the machine keeps up with more. A lone message (a light
     # load) never waits.
-    max_linger: float = 0.02
+    max_linger: float = 0.01
     # Attempts for failures that may be the message's own (a handler's unexpected error, a database
     # error that is not an outage). Outages (database or registry unreachable) and concurrency conflicts
     # (deadlock, serialization failure: another transaction's doing, never the message's) are retried

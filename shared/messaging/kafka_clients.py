@@ -41,6 +41,10 @@ def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
         "session.timeout.ms": 10_000,
         "heartbeat.interval.ms": 3_000,
         "enable.partition.eof": False,
+        # The broker answers a fetch once 8 KB are there or 10 ms passed, instead of at every message:
+        # at 200 orders/s that took a sixth of the broker's CPU, and cost a lone message at most 10 ms.
+        "fetch.wait.max.ms": 10,
+        "fetch.min.bytes": 8192,
         "on_commit": committed,  # commits are asynchronous: their outcome arrives here
     }
 

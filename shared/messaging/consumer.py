@@ -51,11 +51,13 @@ class ConsumerSettings:
     dead_letter_topic: str
     batch_size: int = 500
     poll_timeout: float = 0.5
-    # Under load (the last batch had company), a batch waits for more messages up to as long as the
-    # last one took, capped here: a batch's fixed cost (its statements, its commit, the relay's turn)
-    # is then shared by more messages, and the machine keeps up with more. A lone message (a light
-    # load) never waits.
+    # Under load (the last batch had `linger_from` messages or more), a batch waits for more messages
+    # up to as long as the last one took, capped here: a batch's fixed cost (its statements, its
+    # commit, the relay's turn) is then shared by more messages, and the machine keeps up with more.
+    # Below that (a light or moderate load) nothing waits: at 100 orders/s, lingering from two messages
+    # on cost p50 110-125 ms instead of 61-83.
     max_linger: float = 0.01
+    linger_from: int = 32
     # Attempts for failures that may be the message's own (a handler's unexpected error, a database
     # error that is not an outage). Outages (database or registry unreachable) and concurrency conflicts
     # (deadlock, serialization failure: another transaction's doing, never the message's) are retried
@@ -147,7 +149,7 @@ class EventConsumer:
             self._commit_offsets(items)
             took = time.perf_counter() - started
             self._m_batch.observe(took)
-            self._linger = min(self._s.max_linger, took) if len(msgs) > 1 else 0.0
+            self._linger = min(self._s.max_linger, took) if len(msgs) >= self._s.linger_from else 0.0
         if self.last_poll - self._last_lag >= self._s.lag_every:
             self._last_lag = self.last_poll
             self._report_lag()

@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from uuid import UUID
 
-from pydantic_core import to_json
 from sqlalchemy import Connection
 
 from shared.contracts import Envelope
-from shared.messaging.driver import cursor
+from shared.messaging.driver import cursor, json_rows
 from shared.messaging.tables import processed_events
 
 # Records every event id of a batch as handled by the group, and answers with those that were already
 # (by an earlier delivery, or a concurrent instance whose transaction it then waits for): usually none,
-# so the answer costs nothing to read. The batch travels as one JSON list (repository.py says why).
+# so the answer costs nothing to read. The batch travels as one JSON list (driver.json_rows).
 _CLAIM = (
     "WITH batch AS MATERIALIZED (SELECT * FROM json_to_recordset(%s::json) AS t(i uuid, t text)), "
     f"claimed AS (INSERT INTO {processed_events.name} (consumer_group, event_id, event_type) "
@@ -25,5 +24,5 @@ _CLAIM = (
 
 def claim(conn: Connection, group: str, envelopes: Sequence[Envelope]) -> set[UUID]:
     """Record every event as handled by the group, in one statement; the ids it had handled before."""
-    batch = to_json([{"i": e.event_id, "t": e.event_type} for e in envelopes]).decode()
+    batch = json_rows([{"i": e.event_id, "t": e.event_type} for e in envelopes])
     return {row[0] for row in cursor(conn).execute(_CLAIM, (batch, group)).fetchall()}

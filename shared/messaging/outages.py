@@ -69,8 +69,16 @@ def service_engine(url: str, *, pool_size: int) -> Engine:
     return engine
 
 
+_READ_ONLY = "25006"
+
+
+def is_useless_connection(exc: BaseException) -> bool:
+    """After a failover, the pool's connections may still reach the demoted, read-only server: they are
+    as good as lost, and retrying on them would fail for ever. Such a connection must be replaced."""
+    return getattr(exc, "sqlstate", None) == _READ_ONLY
+
+
 def _read_only_is_lost(context: ExceptionContext) -> None:
-    # After a failover, the pool's connections may still reach the demoted, read-only server: they are
-    # as good as lost, and retrying on them would fail forever. Marked so, the pool opens new ones.
-    if getattr(context.original_exception, "sqlstate", None) == "25006":
+    # Marked as a disconnect, the pool opens new connections instead of reusing these.
+    if is_useless_connection(context.original_exception):
         context.is_disconnect = True

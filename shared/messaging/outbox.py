@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic_core import to_json
 from sqlalchemy import Connection
 
-from shared.messaging.driver import cursor
+from shared.messaging.driver import cursor, json_rows
 from shared.messaging.publishing import OutgoingMessage
 from shared.messaging.tables import outbox
 
-# One statement per batch whatever its size: the rows as one JSON list (pydantic-core's serialiser,
-# in C; repository.py says why not arrays), payloads in hex, headers as objects that become jsonb.
+# One statement per batch whatever its size: the rows as one JSON list (driver.json_rows), payloads
+# in hex, headers as objects that become jsonb.
 _INSERT = (
     f"INSERT INTO {outbox.name} (event_id, event_type, topic, message_key, payload, headers) "
     "SELECT i, t, d, k, decode(p, 'hex'), h FROM json_to_recordset(%s::json) "
@@ -28,4 +27,4 @@ def add_to_outbox(conn: Connection, messages: Sequence[OutgoingMessage]) -> None
         {"i": m.event_id, "t": m.event_type, "d": m.topic, "k": m.key, "p": m.payload, "h": m.headers}
         for m in messages
     ]
-    cursor(conn).execute(_INSERT, (to_json(rows, bytes_mode="hex").decode(),))
+    cursor(conn).execute(_INSERT, (json_rows(rows, bytes_as_hex=True),))

@@ -14,12 +14,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
-from pydantic_core import to_json
 from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql
 
 from shared.messaging import metrics
-from shared.messaging.driver import cursor
+from shared.messaging.driver import cursor, json_rows
 
 log = logging.getLogger("shop.repository")
 
@@ -29,10 +28,8 @@ _DIALECT = postgresql.dialect()
 
 
 class BatchStatements:
-    """The set-based statements of one table. Rows travel as one JSON parameter, a list of objects
-    unpacked by `json_to_recordset` into the table's own column types: one C-encoded string instead of
-    an array parameter per column, which psycopg adapts element by element in Python (five times the
-    CPU for a batch of forty rows)."""
+    """The set-based statements of one table; rows travel as one JSON parameter (driver.json_rows),
+    unpacked into the table's own column types."""
 
     def __init__(
         self,
@@ -92,12 +89,6 @@ class BatchStatements:
                 f"FROM {self._recordset((self.key, *cols))} WHERE {self.table.name}.{self.key} = u.{self.key}"
             )
         return self._updates[cols]
-
-    @staticmethod
-    def rows(rows: Sequence[Mapping[str, Any]]) -> str:
-        """The one parameter of insert/update: the rows as a JSON list of objects (UUIDs, decimals and
-        times as their text, which the recordset's types parse; keys it does not name are ignored)."""
-        return to_json(rows).decode()
 
     def _recordset(self, columns: Sequence[str], parameter: str = "%s") -> str:
         fields = ", ".join(f"{c} {self._types[c]}" for c in columns)
@@ -187,7 +178,7 @@ class Repository(ABC, Generic[K, E]):
         st = self.statements
         if st.create is not None:
             rows = [{st.key: k, **self._created_from.get(k, {})} for k in keys]
-            params: dict[str, object] = {"rows": st.rows(rows)}
+            params: dict[str, object] = {"rows": json_rows(rows)}
             params |= {f"const_{c}": v for c, v in st.created_with.items()}
             self._sql.execute(st.create, params)
         found = {}
@@ -202,19 +193,19 @@ class Repository(ABC, Generic[K, E]):
         rows = [self.row(e) for e in entities]
         if rows:
             st, columns = self.statements, list(rows[0])
-            self._sql.execute(st.insert(columns, on_conflict), (st.rows(rows),))
+            self._sql.execute(st.insert(columns, on_conflict), (json_rows(rows),))
 
     def flush(self) -> None:
         st = self.statements
         if self._added:
             rows = [self.row(e) for e in self._added.values()]
             columns = list(rows[0])
-            self._sql.execute(st.insert(columns, self.on_add_conflict), (st.rows(rows),))
+            self._sql.execute(st.insert(columns, self.on_add_conflict), (json_rows(rows),))
             self._added.clear()
         if self._saved:
             rows = [self.row(e) for e in self._saved.values()]
             columns = list(self.saved_columns or [c for c in rows[0] if c != st.key])
-            self._sql.execute(st.update(columns, self.on_save), (st.rows(rows),))
+            self._sql.execute(st.update(columns, self.on_save), (json_rows(rows),))
             self._saved.clear()
 
 
@@ -241,5 +232,5 @@ class Appender(Generic[E]):
     def flush(self) -> None:
         if self._rows:
             st, columns = self.statements, list(self._rows[0])
-            self._sql.execute(st.insert(columns, self.on_conflict), (st.rows(self._rows),))
+            self._sql.execute(st.insert(columns, self.on_conflict), (json_rows(self._rows),))
             self._rows.clear()

@@ -24,12 +24,18 @@ class TopicSpec:
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
 
 
+def namespace(service: str) -> str:
+    """The prefix of every topic a service owns: only it publishes there (its relay sends nowhere
+    else), and a record there must say it came from that service."""
+    return f"{service}."
+
+
 def events_topic(service: str) -> str:
-    return f"{service}.events"
+    return f"{namespace(service)}events"
 
 
 def dead_letter_topic(service: str) -> str:
-    return f"{service}.dlt"
+    return f"{namespace(service)}dlt"
 
 
 EVENT_PARTITIONS = 6

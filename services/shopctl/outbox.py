@@ -49,8 +49,7 @@ def _connection(service: ServiceName, *, under_relay_lock: bool = False) -> Iter
             if under_relay_lock:
                 for statement in parked.WAIT_FOR_RELAY:
                     conn.execute(statement)
-                schema = conn.execute("SELECT current_schema()").fetchone()
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (parked.relay_lock_key(schema[0]),))
+                conn.execute(parked.WAIT_FOR_RELAY_LOCK)
             yield conn
     except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled) as exc:
         raise unavailable(f"{service}'s relay kept its lock too long, try again: {_first_line(exc)}") from exc

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared.messaging.tables import OUTBOX_NOTIFY_DDL
+from shared.messaging.tables import OUTBOX_NOTIFY_DDL, RELAY_LOCK_ROW_DDL
 
 
 def create_runtime_tables_v1() -> None:
@@ -69,3 +69,14 @@ def park_refused_rows_v2() -> None:
         ["discarded_at"],
         postgresql_where=sa.text("discarded_at IS NOT NULL"),
     )
+
+
+def relay_lock_row_v3() -> None:
+    """The relay's lock becomes a row of the service's own table: an advisory lock, which any role of
+    the database may take, let another role stop this service's relay."""
+    op.create_table(
+        "relay_lock",
+        sa.Column("id", sa.Boolean, primary_key=True, server_default=sa.text("true")),
+        sa.CheckConstraint("id", name="relay_lock_one_row"),
+    )
+    op.execute(RELAY_LOCK_ROW_DDL.statement)

@@ -2,17 +2,19 @@
 
 A parked row (and every later row of its key, held behind it) waits for an operator: `retry` makes
 rows pending again, and the relay sends them in id order; `discard` ends a row for good, with a reason.
-Both run under the relay's own advisory lock, so that a batch in flight never sees half of one.
+Both run under the relay's own lock (its schema's relay_lock row), so that a batch in flight never
+sees half of one.
 
 Plain SQL and the standard library only: shopctl runs these with psycopg and must start fast.
 """
 
 from __future__ import annotations
 
-import zlib
-
-# The relay's lock: one per schema, every instance of a service contends for the same one.
-RELAY_LOCK = "outbox:{schema}"
+# The relay's lock: the one row of the schema's relay_lock table (tables.relay_lock), which only the
+# schema's owner can lock. The relay tries, for each batch (another instance has it: not our turn);
+# the operator's commands wait for it.
+TRY_RELAY_LOCK = "SELECT id FROM relay_lock FOR UPDATE SKIP LOCKED"
+WAIT_FOR_RELAY_LOCK = "SELECT id FROM relay_lock FOR UPDATE"
 
 # A pending row is neither published, parked nor discarded: the relay's normal SELECT reads only these.
 PENDING = "published_at IS NULL AND parked_at IS NULL AND discarded_at IS NULL"
@@ -63,8 +65,3 @@ STILL_PARKED_ON_KEY = "SELECT count(*) FROM outbox WHERE message_key = %s AND pa
 # commit, as new rows do by trigger.
 CHANNEL_SUFFIX = "_outbox"
 WAKE_RELAY = f"SELECT pg_notify(current_schema() || '{CHANNEL_SUFFIX}', '')"
-
-
-def relay_lock_key(schema: str) -> int:
-    """The advisory lock of the schema's relay (a bigint for pg_advisory_xact_lock)."""
-    return zlib.crc32(RELAY_LOCK.format(schema=schema).encode())

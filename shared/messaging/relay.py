@@ -1,7 +1,8 @@
 """The outbox relay: publishes what the service decided, in order, at least once.
 
-One relay at a time per service schema does the work (a transaction-scoped advisory lock), so rows of
-one key are never published out of order by two instances; the others wait their turn. A row is
+One relay at a time per service schema does the work (it locks the schema's relay_lock row for the
+batch), so rows of one key are never published out of order by two instances; the others wait their
+turn. It sends only to the service's own topics: a row naming any other is parked, whoever wrote it. A row is
 marked published only after the broker acknowledged it (idempotent producer, acks=all): killed at any
 point, the relay publishes again what it had not marked, and consumers absorb the duplicates by event id.
 
@@ -30,7 +31,7 @@ from sqlalchemy.exc import DBAPIError
 from shared.messaging import metrics
 from shared.messaging.driver import cursor, statements
 from shared.messaging.kafka_clients import produce, producer_config
-from shared.messaging.parked import BEHIND, PENDING, relay_lock_key
+from shared.messaging.parked import BEHIND, PENDING, TRY_RELAY_LOCK
 from shared.messaging.retry import Backoff
 from shared.messaging.tables import outbox, outbox_channel, processed_events
 
@@ -92,7 +93,6 @@ def _reason(err: KafkaError) -> str:
 
 # Plain SQL, written once: the relay's statements run per batch, and a Core statement pays for its
 # cache key (and an IN list for its expansion) every time.
-_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 # The next pending rows, each with the first parked row of its key before it, if any (the parked-rows
 # index answers). Another relay instance holding rows skips them instead of waiting.
 _NEXT = (
@@ -154,14 +154,19 @@ class OutboxRelay:
         bootstrap_servers: str,
         settings: RelaySettings | None = None,
         listen_dsn: str | None = None,
+        *,
+        topic_namespace: str | None = None,
     ) -> None:
+        """`topic_namespace`: the prefix of the topics this relay may send to, its service's own
+        (shared.topics.namespace); a row naming any other is parked. None lets every topic through:
+        for tests of the relay's mechanics, never a service."""
         self._engine = engine
+        self._namespace = topic_namespace
         self._schema = schema
         self._producer_config = producer_config(bootstrap_servers)
         self._producer = Producer(self._producer_config)
         self._settings = settings or RelaySettings()
         self._listen_dsn = listen_dsn
-        self._lock_key = relay_lock_key(schema)
         self._known_topics: set[str] = set()  # found in the broker's metadata
         self._backoff = Backoff(initial=0.2, maximum=5.0)
         self._last_cleanup = 0.0
@@ -177,7 +182,7 @@ class OutboxRelay:
         or not our turn)."""
         with self._engine.begin() as conn, statements(conn):
             sql = cursor(conn)  # the batch's statements on the driver itself (driver.py says why)
-            self.lock_held = bool(sql.execute(_LOCK, (self._lock_key,)).fetchone()[0])  # type: ignore[index]
+            self.lock_held = sql.execute(TRY_RELAY_LOCK).fetchone() is not None
             if not self.lock_held:
                 return 0
             rows = sql.execute(_NEXT, (self._settings.batch_size,)).fetchall()
@@ -231,7 +236,11 @@ class OutboxRelay:
     def _publish(self, rows: Sequence[Any]) -> _Deliveries:
         deliveries = _Deliveries()
         refused_keys: set[str] = set()
-        missing = self._missing_topics({r.topic for r in rows})
+        batch_topics = {r.topic for r in rows}
+        foreign = {
+            t for t in batch_topics if self._namespace is not None and not t.startswith(self._namespace)
+        }
+        missing = self._foreign(foreign) | self._missing_topics(batch_topics - foreign)
         looked_up = set(missing)  # topics asked about in this batch
         for row in rows:
             if row.message_key in refused_keys:
@@ -293,6 +302,13 @@ class OutboxRelay:
                 self._known_topics.discard(row.topic)
                 if self._missing_topics({row.topic}):
                     raise
+
+    def _foreign(self, topics: set[str]) -> dict[str, str]:
+        """Topics not this service's, with why: whoever wrote such a row (a bug, or a role that could
+        write the outbox), the service does not publish on another's topic."""
+        return {
+            t: f"NOT_OWN_TOPIC: {t} is not one of this service's topics ({self._namespace}*)" for t in topics
+        }
 
     def _missing_topics(self, topics: set[str]) -> dict[str, str]:
         """The batch's topics that the broker does not have (or not for us), with why. Asked before

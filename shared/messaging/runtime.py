@@ -31,7 +31,7 @@ from shared.messaging.tracing import configure_tracing
 from shared.messaging.unit_of_work import Needs, UnitOfWork
 from shared.migrations import migrate
 from shared.settings import HEALTH_PORTS, ServiceName, Settings, get_settings, libpq_dsn
-from shared.topics import dead_letter_topic
+from shared.topics import dead_letter_topic, namespace
 
 log = logging.getLogger("shop.runtime")
 
@@ -50,6 +50,8 @@ class ServiceDefinition:
     health_port: int = 0
     health_host: str = "127.0.0.1"
     topic_for: Callable[[type[Event]], str] = owners_topic
+    # The prefix of the topics its relay may send to; shared.topics.namespace(name) unless set.
+    topic_namespace: str = ""
     consumer: ConsumerSettings | None = None
     relay: RelaySettings = field(default_factory=RelaySettings)
     hooks: Hooks = field(default_factory=Hooks)
@@ -96,6 +98,7 @@ class Service:
             settings.kafka_bootstrap_servers,
             definition.relay,
             listen_dsn=libpq_dsn(self.engine.url),
+            topic_namespace=definition.topic_namespace or namespace(definition.name),
         )
         self._relay_thread = threading.Thread(target=self._run_relay, name="outbox-relay", daemon=True)
         self.failed = False

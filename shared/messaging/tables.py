@@ -1,4 +1,5 @@
-"""The runtime's two tables, in each service's own schema: the inbox of handled events and the outbox.
+"""The runtime's tables, in each service's own schema: the inbox of handled events, the outbox, and the
+relay's lock row.
 
 Unqualified names: each service's role has its own schema first on its search_path.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     DDL,
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
@@ -90,3 +92,17 @@ for ddl in OUTBOX_NOTIFY_DDL:
 
 def outbox_channel(schema: str) -> str:
     return schema + OUTBOX_CHANNEL_SUFFIX
+
+
+# One row, locked (FOR UPDATE) by the relay for the length of each batch and by the operator's outbox
+# commands: one relay at a time per schema, and none while an operator changes parked rows. A row of
+# the service's own table, not an advisory lock: any role may take any advisory lock, so another
+# role could silence this service's relay; this row only its owner can lock.
+relay_lock = Table(
+    "relay_lock",
+    metadata,
+    Column("id", Boolean, primary_key=True, server_default=text("true")),
+    CheckConstraint("id", name="relay_lock_one_row"),
+)
+RELAY_LOCK_ROW_DDL = DDL("INSERT INTO relay_lock (id) VALUES (true) ON CONFLICT DO NOTHING")
+event.listen(relay_lock, "after_create", RELAY_LOCK_ROW_DDL)

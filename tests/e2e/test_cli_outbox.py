@@ -1,5 +1,6 @@
 """`shopctl outbox` against a running service's outbox (payment's), with rows for topics of the test's
-own: the service's relay parks them, the CLI lists, retries and discards them."""
+own, in payment's namespace (its relay sends nowhere else): the service's relay parks them, the CLI lists,
+retries and discards them."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ def values_on(settings, topic: str, expected: int) -> list[bytes]:
 def test_a_parked_row_is_listed_then_retried_once_its_topic_exists_and_its_followers_follow(
     settings, payment_outbox, admin, unique
 ):
-    topic, key = f"cli.{unique}.events", f"K-{unique}"  # the topic does not exist yet
+    topic, key = f"payment.cli-{unique}", f"K-{unique}"  # payment's namespace; no such topic yet
     first, second, third = payment_outbox.write(topic, key, b"1", b"2", b"3")
     until(lambda: payment_outbox.parked(first, second, third), 60, "parked by payment's relay")
     assert payment_outbox.state(first)["park_reason"].startswith("UNKNOWN_TOPIC_OR_PART")
@@ -151,7 +152,7 @@ def test_a_parked_row_is_listed_then_retried_once_its_topic_exists_and_its_follo
 def test_a_discarded_row_keeps_its_reason_and_is_never_sent_its_followers_wait_for_a_retry(
     settings, payment_outbox, admin, unique
 ):
-    topic, key = f"cli.{unique}.retired", f"K-{unique}"
+    topic, key = f"payment.cli-{unique}-retired", f"K-{unique}"
     head, follower = payment_outbox.write(topic, key, b"never", b"later")
     until(lambda: payment_outbox.parked(head, follower), 60, "parked by payment's relay")
 

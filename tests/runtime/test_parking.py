@@ -18,7 +18,7 @@ from sqlalchemy import func, select, update
 from shared.contracts import OrderPlaced, PaymentCompleted
 from shared.messaging.consumer import ConsumerSettings
 from shared.messaging.headers import EVENT_ID
-from shared.messaging.parked import BEHIND, relay_lock_key
+from shared.messaging.parked import BEHIND, WAIT_FOR_RELAY_LOCK
 from shared.messaging.relay import OutboxRelay, RelaySettings
 from shared.messaging.runtime import Service, ServiceDefinition
 from shared.messaging.tables import outbox
@@ -120,6 +120,29 @@ def test_parked_followers_already_in_the_table_are_parked_in_the_same_batch(sett
     assert all(got[i] == ("parked", f"{BEHIND}{first}") for i in later), got
 
 
+def test_a_row_for_a_topic_not_the_services_own_is_parked_and_never_sent(
+    settings, database, topics, kafka_config
+):
+    """Whoever wrote it: the relay sends only to the topics it was given, its service's own."""
+    foreign, later, other_key = write(
+        database,
+        (topics.inbound, "A", b"A-1"),  # a topic that exists, and that this relay does not own
+        (topics.outbound, "A", b"A-2"),
+        (topics.outbound, "B", b"B-1"),
+    )
+    relay = OutboxRelay(
+        database.engine, database.role, settings.kafka_bootstrap_servers, topic_namespace=topics.outbound
+    )
+    assert relay.relay_once() == 3
+    got = states(database)
+    assert got[foreign][0] == "parked"
+    assert got[foreign][1].startswith(f"NOT_OWN_TOPIC: {topics.inbound} is not one of this service's topics")
+    assert got[later] == ("parked", f"{BEHIND}{foreign}")
+    assert got[other_key][0] == "published"
+    assert [m.value() for m in read_all(kafka_config, topics.outbound, 1)] == [b"B-1"]
+    assert read_all(kafka_config, topics.inbound, 1, timeout=3) == [], "nothing went to the foreign topic"
+
+
 def test_clean_up_deletes_discarded_rows_past_retention_never_parked_ones(settings, database, topics, unique):
     published, parked, discarded = write(
         database,
@@ -197,6 +220,7 @@ def test_a_service_with_parked_rows_stays_healthy_and_says_who_holds_the_relay_l
         schema=database.role,
         health_port=port,
         topic_for=topics.topic_for,
+        topic_namespace=f"rt.{unique}.",
         consumer=ConsumerSettings(
             group=f"svc-{unique}", topics=[topics.inbound], dead_letter_topic=topics.dead_letters
         ),
@@ -221,7 +245,7 @@ def test_a_service_with_parked_rows_stays_healthy_and_says_who_holds_the_relay_l
         assert health()["healthy"] is True
         eventually(lambda: health()["relay_lock"], "held")
         with psycopg.connect(libpq_dsn(database.reader.url)) as other:  # another instance, in a batch
-            other.execute("SELECT pg_advisory_xact_lock(%s)", (relay_lock_key(database.role),))
+            other.execute(WAIT_FOR_RELAY_LOCK)
             eventually(lambda: health()["relay_lock"], "another instance")
         eventually(lambda: health()["relay_lock"], "held")
         report = health()

@@ -40,6 +40,7 @@ def test_a_service_consumes_publishes_and_reports_health_and_metrics(
         schema=database.role,
         health_port=port,
         topic_for=topics.topic_for,
+        topic_namespace=f"rt.{unique}.",
         consumer=ConsumerSettings(
             group=f"svc-{unique}",
             topics=[topics.inbound],

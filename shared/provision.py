@@ -139,9 +139,11 @@ def _ensure_role(conn: psycopg.Connection, role: str, password: str) -> None:
         raise ValueError(f"database URL for role {role or '?'} needs a user name and a password")
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     verb = "ALTER" if exists else "CREATE"
-    # Passwords cannot be bound as parameters in DDL; sql.Literal quotes them safely.
+    # The SCRAM verifier, made here (libpq's PQencryptPasswordConn), not the password: the statement's
+    # text may reach the server's log (a failed statement is logged whole) and its statistics.
+    verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256").decode()
     conn.execute(
-        sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+        sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(verifier))
     )
 
 

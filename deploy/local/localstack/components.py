@@ -285,7 +285,6 @@ class SchemaRegistry(Component):
             "apicurio.storage.sql.kind": "postgresql",
             "apicurio.datasource.url": f"jdbc:postgresql://{admin.host}:{admin.port}/schema_registry",
             "apicurio.datasource.username": "schema_registry",
-            "apicurio.datasource.password": password,
             "apicurio.datasource.jdbc.initial-size": "2",
             "apicurio.datasource.jdbc.min-size": "2",
             "apicurio.datasource.jdbc.max-size": "20",
@@ -304,6 +303,9 @@ class SchemaRegistry(Component):
                 "-jar",
                 str(app / "quarkus-run.jar"),
             ],
+            # In its environment, not on its command line (which `ps` shows to every user, and the
+            # log's start line records); Quarkus maps the variable to apicurio.datasource.password.
+            env={"APICURIO_DATASOURCE_PASSWORD": password},
             cwd=app,
         )
 

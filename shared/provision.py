@@ -99,6 +99,32 @@ def ensure_roles_and_schemas(settings: Settings) -> None:
                 role = sql.Identifier(url.username or "")
                 conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {0} AUTHORIZATION {0}").format(role))
                 conn.execute(sql.SQL("ALTER ROLE {0} SET search_path = {0}").format(role))
+    ensure_reader(settings, timeouts)
+
+
+def ensure_reader(settings: Settings, timeouts: Mapping[str, str]) -> None:
+    """The read model's reader: SELECT on the timeline's tables, those there and those its migrations
+    create later, and nothing else; read-only transactions by default as a second fence."""
+    reader = settings.reader_database_url()
+    owner = settings.database_url("timeline")
+    role, schema = sql.Identifier(reader.username or ""), sql.Identifier(owner.username or "")
+    admin = settings.admin_database_url()
+    with psycopg.connect(libpq_dsn(admin), autocommit=True) as conn:
+        _ensure_role(conn, reader.username or "", reader.password or "")
+        set_role_timeouts(conn, reader.username or "", timeouts)
+        conn.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(role))
+        conn.execute(
+            sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(owner.database or ""), role)
+        )
+    with psycopg.connect(libpq_dsn(admin.set(database=owner.database)), autocommit=True) as conn:
+        conn.execute(sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(schema, role))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA {} TO {}").format(schema, role))
+        conn.execute(
+            sql.SQL(
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {0} IN SCHEMA {0} GRANT SELECT ON TABLES TO {1}"
+            ).format(schema, role)
+        )
+        conn.execute(sql.SQL("ALTER ROLE {} SET search_path = {}").format(role, schema))
 
 
 def set_role_timeouts(conn: psycopg.Connection, role: str, timeouts: Mapping[str, str]) -> None:

@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     payment_database_url: str | None = None
     shipping_database_url: str | None = None
     timeline_database_url: str | None = None
+    # SELECT only, on the timeline's schema: what shopctl reads the read model with.
+    timeline_reader_database_url: str = "postgresql+psycopg://timeline_reader@localhost:5432/shop"
     # /health and /metrics of a service process; containers listen on every interface.
     health_port: int | None = None
     health_host: str = "127.0.0.1"
@@ -133,11 +135,20 @@ class Settings(BaseSettings):
     def admin_database_url(self) -> URL:
         return self._located(self.database_admin_url)
 
+    def reader_database_url(self) -> URL:
+        """The read model's SELECT-only role (provisioning grants it; shopctl reads with it)."""
+        return self._located(self.timeline_reader_database_url)
+
+    def reader_dsn(self) -> str:
+        return self._libpq_dsn(self.timeline_reader_database_url)
+
     def libpq_dsn_of(self, service: ServiceName) -> str:
         """One service role's libpq connection string, the same place as database_url(service)."""
+        return self._libpq_dsn(getattr(self, f"{service}_database_url"))
+
+    def _libpq_dsn(self, raw: str) -> str:
         from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-        raw: str = getattr(self, f"{service}_database_url")
         params = conninfo_to_dict("postgresql://" + raw.partition("://")[2])  # without the +driver
         if self.database_host:
             host, _, port = self.database_host.partition(":")

@@ -1,4 +1,4 @@
-"""Reading the timeline read model (schema `timeline`) through its own role."""
+"""Reading the timeline read model (schema `timeline`) through its SELECT-only reader role."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ TERMINAL = ("OrderCompleted", "OrderCancelled")
 
 class ReadModel:
     def __init__(self, settings: Settings) -> None:
-        self._dsn = settings.libpq_dsn_of("timeline")
+        self._dsn = settings.reader_dsn()
         self._conn: psycopg.Connection | None = None
 
     def _query(self, sql: str, *params: object) -> list[dict[str, Any]]:

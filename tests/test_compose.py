@@ -28,7 +28,17 @@ SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
 
 def host_ports(service: str) -> set[int]:
-    return {int(str(p).split(":")[0]) for p in SERVICES[service].get("ports", [])}
+    return {int(str(p).split(":")[-2]) for p in SERVICES[service].get("ports", [])}
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES))
+def test_every_host_port_listens_on_loopback_only(name):
+    for port in SERVICES[name].get("ports", []):
+        assert str(port).startswith("127.0.0.1:"), f"{name}: {port} listens on every interface"
+
+
+def test_kafka_ui_cannot_change_anything():
+    assert SERVICES["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_READONLY"] == "true"
 
 
 def test_the_infrastructure_and_its_init_jobs_are_there():

@@ -1,7 +1,8 @@
 """Create what the system needs before any service starts: its topics, databases, roles and schemas.
 
 Idempotent, so every start-up may run it. docker compose runs it as one-shot jobs; the no-Docker stack
-runs it after its components are healthy. Usage: `python -m shared.provision {topics|database|all}`.
+runs it after its components are healthy.
+Usage: `python -m shared.provision {topics|schemas|database|all}`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from collections.abc import Iterable, Mapping
 import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from psycopg import sql
 from sqlalchemy.engine import URL
 
+from shared.contracts import EVENT_TYPES, Event
+from shared.contracts.schemas import avro_schema_json
 from shared.settings import PROCESSES, Settings, get_settings, libpq_dsn
 from shared.topics import TOPICS, TopicSpec
 
@@ -66,6 +70,29 @@ def ensure_topics(
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
     return changed
+
+
+# Producers and consumers deploy independently, in either order, and a consumer may read any event
+# still on a topic (7 days) or replayed from a dead-letter topic: every version must be readable
+# with every other, old by new (BACKWARD) and new by old (FORWARD), not only the one before it.
+COMPATIBILITY = "FULL_TRANSITIVE"
+
+
+def ensure_event_schemas(settings: Settings, event_types: Iterable[type[Event]] | None = None) -> list[str]:
+    """Every event's subject at COMPATIBILITY, and its schema registered (idempotent: the same schema
+    keeps its id). A schema the level refuses fails provisioning, naming the subject."""
+    from confluent_kafka.schema_registry import Schema
+
+    from shared.messaging.codec import schema_registry, subject_name
+
+    registry = schema_registry(settings.schema_registry_url)
+    subjects = []
+    for event_type in event_types or EVENT_TYPES.values():
+        subject = subject_name(event_type)
+        registry.set_compatibility(subject_name=subject, level=COMPATIBILITY)
+        registry.register_schema(subject, Schema(avro_schema_json(event_type), "AVRO"))
+        subjects.append(subject)
+    return subjects
 
 
 def ensure_roles_and_schemas(settings: Settings) -> None:
@@ -184,18 +211,22 @@ def _ensure_database(conn: psycopg.Connection, database: str, owner: str | None 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.provision", description=__doc__)
-    parser.add_argument("what", choices=["topics", "database", "all"])
+    parser.add_argument("what", choices=["topics", "schemas", "database", "all"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx2").setLevel(logging.WARNING)  # the registry client's every request
     settings = get_settings()
     try:
         if args.what in ("topics", "all"):
             changed = ensure_topics(settings.kafka_bootstrap_servers)
             log.info("topics ready (%d): created: %s", len(TOPICS), ", ".join(changed) or "none")
+        if args.what in ("schemas", "all"):
+            subjects = ensure_event_schemas(settings)
+            log.info("schemas registered (%d subjects, %s)", len(subjects), COMPATIBILITY)
         if args.what in ("database", "all"):
             ensure_roles_and_schemas(settings)
             log.info("database roles and schemas ready for %s", ", ".join(PROCESSES))
-    except (KafkaException, psycopg.Error, ValueError, ProvisioningError) as exc:
+    except (KafkaException, SchemaRegistryError, psycopg.Error, ValueError, ProvisioningError) as exc:
         log.error("provisioning %s failed: %s", args.what, exc)
         return 1
     return 0

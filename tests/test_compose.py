@@ -22,7 +22,7 @@ from localstack.components import all_components  # noqa: E402
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-ONE_SHOT = {"kafka-init", "postgres-init", "seed"}
+ONE_SHOT = {"kafka-init", "schemas-init", "postgres-init", "seed"}
 INFRASTRUCTURE = {"kafka", "schema-registry", "postgres", "jaeger"}
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
@@ -69,6 +69,7 @@ def test_every_image_is_pinned(name):
 
 def test_one_shot_jobs_run_the_shared_provisioning_and_the_seed():
     assert SERVICES["kafka-init"]["command"] == ["python", "-m", "shared.provision", "topics"]
+    assert SERVICES["schemas-init"]["command"] == ["python", "-m", "shared.provision", "schemas"]
     assert SERVICES["postgres-init"]["command"] == ["python", "-m", "shared.provision", "database"]
     assert SERVICES["seed"]["command"] == ["python", "-m", "services.seed"]
     for job in ONE_SHOT:

@@ -2,8 +2,9 @@
 
 Wire format: magic byte 0, the schema's 4-byte registry id, then the Avro body (fastavro). Subjects
 follow the topic-record-name strategy (`<topic>-<record name>`), because one topic carries every event
-type of its owning service. Schemas are registered, with BACKWARD compatibility per subject, once at
-start-up; per message there is only dictionary look-ups and (de)serialisation. A schema id a message
+type of its owning service. Schemas are registered, and each subject's compatibility set, by
+provisioning (shared/provision.py); a service only looks up, at start-up, the ids of the schemas it
+publishes; per message there is only dictionary look-ups and (de)serialisation. A schema id a message
 names is read with only once the registry says it is a version of our contract's subject for its
 record (writer_schemas.py has the other checks); refused ids are remembered a minute.
 """
@@ -86,13 +87,29 @@ class EventCodec:
         self._refused: dict[int, tuple[float, PoisonMessage]] = {}
 
     def register(self, event_types: Iterable[type[Event]]) -> None:
-        """Register what this process publishes (idempotent), at start-up."""
+        """Register these schemas (idempotent): provisioning's job, and a publisher's of its own
+        subjects (tools, tests); the subject's compatibility level is provisioning's alone."""
+        for event_type in event_types:
+            schema = Schema(avro_schema_json(event_type), "AVRO")
+            self._registry.register_schema(subject_name(event_type), schema)
+        self.look_up(event_types)
+
+    def look_up(self, event_types: Iterable[type[Event]]) -> None:
+        """Find the registered id of each schema this process publishes, at start-up. A schema not
+        registered (provisioning not run, or the code ahead of it) fails here, not at the first event."""
         for event_type in event_types:
             subject = subject_name(event_type)
             schema = Schema(avro_schema_json(event_type), "AVRO")
-            self._registry.set_compatibility(subject_name=subject, level="BACKWARD")
-            schema_id = self._registry.register_schema(subject, schema)
-            version = self._registry.lookup_schema(subject, schema).version
+            try:
+                found = self._registry.lookup_schema(subject, schema)
+            except SchemaRegistryError as exc:
+                if exc.http_status_code != 404:
+                    raise
+                raise LookupError(
+                    f"{subject}: this schema of {event_type.__name__} is not registered; provisioning "
+                    "registers every schema (`python -m shared.provision schemas`)"
+                ) from exc
+            schema_id, version = found.schema_id, found.version
             parsed = fastavro.parse_schema(avro_schema(event_type))
             self._registered[event_type] = Registered(event_type, subject, schema_id, version, parsed)
             self._readers[schema_id] = _Reader(

@@ -76,7 +76,7 @@ class Service:
         self.engine: Engine = service_engine(definition.database_url, pool_size=4)
         registry = schema_registry(settings.schema_registry_url)
         self.codec = EventCodec(registry)
-        self.codec.register(definition.publishes)
+        self.codec.look_up(definition.publishes)  # provisioning registered them
         self.codec.warm(definition.handlers)
         factory = MessageFactory(self.codec, definition.name, definition.topic_for)
         consumer_settings = definition.consumer_settings()

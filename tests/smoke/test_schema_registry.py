@@ -84,3 +84,38 @@ def test_avro_round_trip_through_the_registry(registry, subject, unique, setting
     fresh = AvroDeserializer(schema_registry(settings.schema_registry_url))
     assert fresh(payload, ctx) == record
     assert deserializer(payload, ctx) == record
+
+
+def _with_fields(*extra: dict) -> Schema:
+    return Schema(json.dumps({**PROBE_V1, "fields": [*PROBE_V1["fields"], *extra]}), "AVRO")
+
+
+def test_full_transitive_refuses_what_either_side_could_not_read(registry, subject):
+    """The level provisioning sets: a version must be readable by every earlier one and read them all."""
+    from shared.provision import COMPATIBILITY
+
+    registry.set_compatibility(subject_name=subject, level=COMPATIBILITY)
+    assert registry.get_compatibility(subject) == COMPATIBILITY
+    registry.register_schema(subject, Schema(json.dumps(PROBE_V1), "AVRO"))
+    optional = {"name": "note", "type": "string", "default": "", "doc": "With a default."}
+    registry.register_schema(subject, _with_fields(optional))  # both ways readable
+    required = {"name": "region", "type": "string", "doc": "No default: old events lack it."}
+    with pytest.raises(SchemaRegistryError):
+        registry.register_schema(subject, _with_fields(optional, required))
+    # Dropping a field without a default: an older reader, needing it, could not read the new events.
+    dropped = Schema(json.dumps({**PROBE_V1, "fields": PROBE_V1["fields"][:1]}), "AVRO")
+    with pytest.raises(SchemaRegistryError):
+        registry.register_schema(subject, dropped)
+
+
+def test_provisioning_set_every_event_subject_and_registered_its_schema(registry, settings):
+    from shared.contracts import EVENT_TYPES
+    from shared.contracts.schemas import avro_schema_json
+    from shared.messaging.codec import subject_name
+    from shared.provision import COMPATIBILITY, ensure_event_schemas
+
+    ensure_event_schemas(settings)  # idempotent: what the stack's start-up did, once more
+    for event_type in EVENT_TYPES.values():
+        subject = subject_name(event_type)
+        assert registry.get_compatibility(subject) == COMPATIBILITY, subject
+        registry.lookup_schema(subject, Schema(avro_schema_json(event_type), "AVRO"))

@@ -315,6 +315,11 @@ class SchemaRegistry(Component):
         except httpx.HTTPError:
             return False
 
+    def after_healthy(self) -> None:
+        from shared.provision import ensure_event_schemas
+
+        ensure_event_schemas(self.settings)
+
 
 class Jaeger(Component):
     name = "jaeger"

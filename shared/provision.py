@@ -20,7 +20,6 @@ from psycopg import sql
 from sqlalchemy.engine import URL
 
 from shared.contracts import EVENT_TYPES, Event
-from shared.contracts.schemas import avro_schema_json
 from shared.settings import PROCESSES, Settings, get_settings, libpq_dsn
 from shared.topics import TOPICS, TopicSpec
 
@@ -81,18 +80,14 @@ COMPATIBILITY = "FULL_TRANSITIVE"
 def ensure_event_schemas(settings: Settings, event_types: Iterable[type[Event]] | None = None) -> list[str]:
     """Every event's subject at COMPATIBILITY, and its schema registered (idempotent: the same schema
     keeps its id). A schema the level refuses fails provisioning, naming the subject."""
-    from confluent_kafka.schema_registry import Schema
-
-    from shared.messaging.codec import schema_registry, subject_name
+    from shared.messaging.codec import EventCodec, schema_registry, subject_name
 
     registry = schema_registry(settings.schema_registry_url)
-    subjects = []
-    for event_type in event_types or EVENT_TYPES.values():
-        subject = subject_name(event_type)
-        registry.set_compatibility(subject_name=subject, level=COMPATIBILITY)
-        registry.register_schema(subject, Schema(avro_schema_json(event_type), "AVRO"))
-        subjects.append(subject)
-    return subjects
+    types = list(event_types or EVENT_TYPES.values())
+    for event_type in types:  # the level first: it judges the version registered next
+        registry.set_compatibility(subject_name=subject_name(event_type), level=COMPATIBILITY)
+    EventCodec(registry).register(types)
+    return [subject_name(t) for t in types]
 
 
 def ensure_roles_and_schemas(settings: Settings) -> None:

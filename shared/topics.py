@@ -26,7 +26,7 @@ class TopicSpec:
 
 def namespace(service: str) -> str:
     """The prefix of every topic a service owns: only it publishes there (its relay sends nowhere
-    else), and a record there must say it came from that service."""
+    else)."""
     return f"{service}."
 
 

@@ -2,9 +2,10 @@
 
 One relay at a time per service schema does the work (it locks the schema's relay_lock row for the
 batch), so rows of one key are never published out of order by two instances; the others wait their
-turn. It sends only to the service's own topics: a row naming any other is parked, whoever wrote it. A row is
-marked published only after the broker acknowledged it (idempotent producer, acks=all): killed at any
-point, the relay publishes again what it had not marked, and consumers absorb the duplicates by event id.
+turn. It sends only to the service's own topics: a row naming any other is parked, whoever wrote it.
+A row is marked published only after the broker acknowledged it (idempotent producer, acks=all):
+killed at any point, the relay publishes again what it had not marked, and consumers absorb the
+duplicates by event id.
 
 A row the broker refuses for good (REFUSALS: too large, unknown topic, not authorized) is parked with
 the broker's error, and every later row of its key is parked behind it, those in the table and those
@@ -237,9 +238,8 @@ class OutboxRelay:
         deliveries = _Deliveries()
         refused_keys: set[str] = set()
         batch_topics = {r.topic for r in rows}
-        foreign = {
-            t for t in batch_topics if self._namespace is not None and not t.startswith(self._namespace)
-        }
+        own = self._namespace
+        foreign = set() if own is None else {t for t in batch_topics if not t.startswith(own)}
         missing = self._foreign(foreign) | self._missing_topics(batch_topics - foreign)
         looked_up = set(missing)  # topics asked about in this batch
         for row in rows:

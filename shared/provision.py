@@ -2,7 +2,7 @@
 
 Idempotent, so every start-up may run it. docker compose runs it as one-shot jobs; the no-Docker stack
 runs it after its components are healthy.
-Usage: `python -m shared.provision {topics|schemas|database|all}`.
+Usage: `python -m shared.provision {topics|access|kafka|schemas|database|all}` (kafka: topics and access).
 """
 
 from __future__ import annotations
@@ -11,14 +11,28 @@ import argparse
 import logging
 import sys
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import psycopg
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialDeletion,
+    UserScramCredentialUpsertion,
+)
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from psycopg import sql
 from sqlalchemy.engine import URL
 
+from shared.access import ADMIN, PRINCIPAL_NAMES, PRINCIPALS, desired_acls
 from shared.contracts import EVENT_TYPES, Event
 from shared.settings import PROCESSES, Settings, get_settings, libpq_dsn
 from shared.topics import TOPICS, TopicSpec
@@ -31,13 +45,14 @@ class ProvisioningError(Exception):
 
 
 def ensure_topics(
-    bootstrap_servers: str, specs: Iterable[TopicSpec] = TOPICS, timeout: float = 30
+    admin_client: Mapping[str, str], specs: Iterable[TopicSpec] = TOPICS, timeout: float = 30
 ) -> list[str]:
-    """Create the missing topics. Returns what changed.
+    """Create the missing topics, as the broker's admin (`admin_client`: Settings.kafka_client(ADMIN)).
+    Returns what changed.
 
     A topic with fewer partitions than the catalogue asks is an error, not something to grow: adding
     partitions moves keys to other partitions, and an order's events would no longer be in order."""
-    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    admin = AdminClient(dict(admin_client))
     existing = admin.list_topics(timeout=timeout).topics
     specs = list(specs)
     changed: list[str] = []
@@ -69,6 +84,86 @@ def ensure_topics(
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
     return changed
+
+
+def ensure_access(settings: Settings, timeout: float = 30) -> AccessChanges:
+    """Make the broker's users and ACLs exactly shared.access's: every principal's SCRAM user with the
+    password its setting holds (set again each time, so that a changed password takes), its ACLs
+    created, and every user and ACL the catalogue does not name removed."""
+    admin = AdminClient(settings.kafka_client(ADMIN))
+    passwords = {}
+    for principal in PRINCIPALS:
+        passwords[principal.name] = getattr(settings, principal.password_setting)
+        if not passwords[principal.name]:
+            raise ValueError(f"{principal.password_setting.upper()} not set (see .env.example)")
+    existing_users = admin.describe_user_scram_credentials(request_timeout=timeout).result()
+    unnamed = sorted(set(existing_users) - set(PRINCIPAL_NAMES))
+    set_scram_passwords(admin, settings, passwords, remove=unnamed, timeout=timeout)
+
+    every_acl = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    existing = set(admin.describe_acls(every_acl, request_timeout=timeout).result())
+    desired = desired_acls()
+    missing, extra = desired - existing, existing - desired
+    if missing:
+        for future in admin.create_acls(list(missing), request_timeout=timeout).values():
+            future.result()
+    if extra:
+        filters = [
+            AclBindingFilter(
+                b.restype,
+                b.name,
+                b.resource_pattern_type,
+                b.principal,
+                b.host,
+                b.operation,
+                b.permission_type,
+            )
+            for b in extra
+        ]
+        for future in admin.delete_acls(filters, request_timeout=timeout).values():
+            future.result()
+    return AccessChanges(
+        users=len(PRINCIPALS), removed_users=unnamed,
+        acls=len(desired), created_acls=len(missing), removed_acls=len(extra),
+    )  # fmt: skip
+
+
+def set_scram_passwords(
+    admin: AdminClient,
+    settings: Settings,
+    passwords: Mapping[str, str],
+    remove: Iterable[str] = (),
+    timeout: float = 30,
+) -> None:
+    """Each user's SCRAM credential set to its password (created if new); `remove`'s deleted."""
+    mechanism = ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")]
+    info = ScramCredentialInfo(mechanism, SCRAM_ITERATIONS)
+    changes = [UserScramCredentialUpsertion(u, info, p.encode()) for u, p in passwords.items()]
+    changes += [UserScramCredentialDeletion(u, mechanism) for u in remove]
+    for future in admin.alter_user_scram_credentials(changes, request_timeout=timeout).values():
+        future.result()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessChanges:
+    users: int
+    removed_users: list[str]
+    acls: int
+    created_acls: int
+    removed_acls: int
+
+    def __str__(self) -> str:
+        removed = f", removed users: {', '.join(self.removed_users)}" if self.removed_users else ""
+        return (
+            f"{self.users} users{removed}; {self.acls} ACLs "
+            f"({self.created_acls} created, {self.removed_acls} removed)"
+        )
+
+
+# The broker's default for SCRAM users; librdkafka's logins pay it once per connection.
+SCRAM_ITERATIONS = 8192
 
 
 # Producers and consumers deploy independently, in either order, and a consumer may read any event
@@ -206,15 +301,17 @@ def _ensure_database(conn: psycopg.Connection, database: str, owner: str | None 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.provision", description=__doc__)
-    parser.add_argument("what", choices=["topics", "schemas", "database", "all"])
+    parser.add_argument("what", choices=["topics", "access", "kafka", "schemas", "database", "all"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # the registry client's every request
     settings = get_settings()
     try:
-        if args.what in ("topics", "all"):
-            changed = ensure_topics(settings.kafka_bootstrap_servers)
+        if args.what in ("topics", "kafka", "all"):
+            changed = ensure_topics(settings.kafka_client(ADMIN))
             log.info("topics ready (%d): created: %s", len(TOPICS), ", ".join(changed) or "none")
+        if args.what in ("access", "kafka", "all"):
+            log.info("kafka access ready: %s", ensure_access(settings))
         if args.what in ("schemas", "all"):
             subjects = ensure_event_schemas(settings)
             log.info("schemas registered (%d subjects, %s)", len(subjects), COMPATIBILITY)

@@ -38,6 +38,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class Settings(BaseSettings):
+    # Fields holding a secret (passwords, URLs with one) are left out of its repr: a failed assertion
+    # or a log line that prints the settings must not print them.
     model_config = SettingsConfigDict(
         env_file=(REPO_ROOT / ".env.example", REPO_ROOT / ".env"),
         env_file_encoding="utf-8",
@@ -46,6 +48,24 @@ class Settings(BaseSettings):
     )
 
     kafka_bootstrap_servers: str = "localhost:9092"
+    # Every client authenticates (SASL/SCRAM) as the principal of its process (shared.access); the
+    # broker refuses anything its ACLs do not allow. One password per principal: a process is given
+    # its own (the dev stacks hand every process all of them, from .env.example).
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    # The CA that signed the broker's certificate, for SASL_SSL.
+    kafka_ssl_ca_location: str | None = None
+    kafka_admin_password: str | None = Field(default=None, repr=False)
+    kafka_order_password: str | None = Field(default=None, repr=False)
+    kafka_inventory_password: str | None = Field(default=None, repr=False)
+    kafka_payment_password: str | None = Field(default=None, repr=False)
+    kafka_shipping_password: str | None = Field(default=None, repr=False)
+    kafka_timeline_password: str | None = Field(default=None, repr=False)
+    kafka_operator_password: str | None = Field(default=None, repr=False)
+    kafka_schema_registry_password: str | None = Field(default=None, repr=False)
+    kafka_ui_password: str | None = Field(default=None, repr=False)
+    # The broker's controller listener (PLAIN, a static user in its JAAS line): the broker's alone.
+    kafka_controller_password: str | None = Field(default=None, repr=False)
     # The local stack's registry (Apicurio) serves Confluent's API under this path; Confluent's own
     # registry (docker compose) serves it at the root: http://localhost:8081.
     schema_registry_url: str = "http://localhost:8081/apis/ccompat/v7"
@@ -57,14 +77,18 @@ class Settings(BaseSettings):
     jaeger_query_url: str = "http://localhost:16686"
 
     # Superuser connection, used only to provision databases, schemas and roles.
-    database_admin_url: str = Field(default="postgresql+psycopg://postgres@localhost:5432/postgres")
-    order_database_url: str | None = None
-    inventory_database_url: str | None = None
-    payment_database_url: str | None = None
-    shipping_database_url: str | None = None
-    timeline_database_url: str | None = None
+    database_admin_url: str = Field(
+        default="postgresql+psycopg://postgres@localhost:5432/postgres", repr=False
+    )
+    order_database_url: str | None = Field(default=None, repr=False)
+    inventory_database_url: str | None = Field(default=None, repr=False)
+    payment_database_url: str | None = Field(default=None, repr=False)
+    shipping_database_url: str | None = Field(default=None, repr=False)
+    timeline_database_url: str | None = Field(default=None, repr=False)
     # SELECT only, on the timeline's schema: what shopctl reads the read model with.
-    timeline_reader_database_url: str = "postgresql+psycopg://timeline_reader@localhost:5432/shop"
+    timeline_reader_database_url: str = Field(
+        default="postgresql+psycopg://timeline_reader@localhost:5432/shop", repr=False
+    )
     # /health and /metrics of a service process; containers listen on every interface.
     health_port: int | None = None
     health_host: str = "127.0.0.1"
@@ -101,6 +125,26 @@ class Settings(BaseSettings):
     def _coherent_timeouts(self) -> Settings:
         self.role_timeouts()  # raises if they contradict each other
         return self
+
+    def kafka_client(self, principal: str) -> dict[str, str]:
+        """librdkafka's connection and authentication settings for a client acting as `principal`
+        (one of shared.access.PRINCIPAL_NAMES)."""
+        field = f"kafka_{principal.replace('-', '_')}_password"
+        password = getattr(self, field, None)
+        if not password:
+            raise ValueError(
+                f"{field.upper()} not set: the Kafka password of principal {principal!r} (see .env.example)"
+            )
+        config = {
+            "bootstrap.servers": self.kafka_bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": principal,
+            "sasl.password": password,
+        }
+        if self.kafka_ssl_ca_location:
+            config["ssl.ca.location"] = self.kafka_ssl_ca_location
+        return config
 
     def connection_options(self) -> dict[str, str]:
         """The libpq parameters every connection of every process sets (services, relay, migrations,

@@ -26,6 +26,6 @@ def start() -> DockerCompose:
 
     get_settings.cache_clear()
     settings = get_settings()
-    ensure_topics(settings.kafka_bootstrap_servers)
+    ensure_topics(settings.kafka_client("admin"))
     ensure_roles_and_schemas(settings)
     return compose

@@ -85,4 +85,5 @@ def unique() -> str:
 
 @pytest.fixture
 def kafka_config(settings: Settings) -> Iterator[dict[str, str]]:
-    yield {"bootstrap.servers": settings.kafka_bootstrap_servers}
+    """The tests' own Kafka clients: the admin principal (super user), unless a test is about rights."""
+    yield settings.kafka_client("admin")

@@ -68,7 +68,7 @@ def test_every_image_is_pinned(name):
 
 
 def test_one_shot_jobs_run_the_shared_provisioning_and_the_seed():
-    assert SERVICES["kafka-init"]["command"] == ["python", "-m", "shared.provision", "topics"]
+    assert SERVICES["kafka-init"]["command"] == ["python", "-m", "shared.provision", "kafka"]
     assert SERVICES["schemas-init"]["command"] == ["python", "-m", "shared.provision", "schemas"]
     assert SERVICES["postgres-init"]["command"] == ["python", "-m", "shared.provision", "database"]
     assert SERVICES["seed"]["command"] == ["python", "-m", "services.seed"]
@@ -116,30 +116,42 @@ def test_env_example_defines_every_setting_without_a_default_and_nothing_unknown
     assert all("${" not in (v or "") for v in values.values()), "every ${VAR} must resolve"
 
 
-def test_kafka_settings_match_the_local_broker():
-    local = {}
-    for line in (REPO / "deploy/local/kafka/server.properties").read_text().splitlines():
+def properties(path: str) -> dict[str, str]:
+    pairs = {}
+    for line in (REPO / path).read_text().splitlines():
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
-            local[key] = value
-    compose = {
-        k.removeprefix("KAFKA_").lower().replace("_", "."): str(v)
-        for k, v in SERVICES["kafka"]["environment"].items()
-        if k.startswith("KAFKA_")
-    }
-    # Listeners, addresses and paths differ by design; everything else must agree.
-    differ = {
-        "listeners",
-        "advertised.listeners",
-        "listener.security.protocol.map",
-        "controller.quorum.voters",
-        "log.dirs",
-    }
-    shared_keys = (set(local) & set(compose)) - differ
-    assert len(shared_keys) >= 12
-    for key in shared_keys:
+            pairs[key] = value
+    return pairs
+
+
+def test_kafka_settings_match_the_local_broker():
+    local = properties("deploy/local/kafka/server.properties")
+    compose = properties("deploy/compose/kafka/server.properties")
+    # Listeners and paths differ by design (compose has a listener for the host besides the containers'
+    # and its JAAS line); everything else must agree.
+    differ = {"listeners", "advertised.listeners", "listener.security.protocol.map", "log.dirs"}
+    only_compose = {"listener.name.host.scram-sha-512.sasl.jaas.config"}
+    assert set(local) - differ == set(compose) - differ - only_compose
+    for key in set(local) - differ:
         assert compose[key] == local[key], key
-    assert set(local) - differ <= set(compose), "every local broker setting has a compose twin"
+    assert local["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert local["allow.everyone.if.no.acl.found"] == "false" and local["super.users"] == "User:admin"
+    for listeners in (local, compose):
+        protocols = dict(p.split(":") for p in listeners["listener.security.protocol.map"].split(","))
+        assert set(protocols.values()) == {"SASL_PLAINTEXT"}, "no listener without a login"
+    assert "CONTROLLER://127.0.0.1:9093" in compose["listeners"].split(","), "the controller stays inside"
+
+
+def test_kafka_starts_from_the_mounted_config_with_no_secret_in_compose():
+    kafka = SERVICES["kafka"]
+    assert kafka["entrypoint"] == ["/bin/bash", "/etc/kafka/shop/start.sh"]
+    assert "./deploy/compose/kafka:/etc/kafka/shop:ro" in kafka["volumes"]
+    assert "--command-config" in kafka["healthcheck"]["test"][1]
+    text = (REPO / "docker-compose.yml").read_text()
+    for name, value in dotenv_values(REPO / ".env.example").items():
+        if name.endswith("PASSWORD") and value:
+            assert value not in text, f"{name}'s value is written in docker-compose.yml"
 
 
 def test_versions_agree_with_the_local_stack():

@@ -14,9 +14,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.shopctl import deadletters, load, outbox, status
+from services.shopctl import deadletters, kafka, load, outbox, status
 from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
 from services.shopctl.readmodel import ReadModel, outcome, per_service_state
+from shared.access import OPERATOR
 from shared.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -39,13 +40,11 @@ def settings() -> Settings:
     return get_settings()
 
 
-def connect_publisher(event_types: list[type[Event]]) -> EventPublisher:
+def connect_publisher(event_types: list[type[Event]], principal: str = OPERATOR) -> EventPublisher:
     """Check the broker and the registry before anything is produced: fail early, publish nothing.
 
     Tracing starts here too: an event the CLI publishes starts its order's trace, which every service
     then continues (sampled at OTEL_TRACES_SAMPLER_ARG, like everything else)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     from shared.messaging.publisher import EventPublisher
@@ -59,12 +58,9 @@ def connect_publisher(event_types: list[type[Event]]) -> EventPublisher:
         export_timeout=3,  # a command must not hang on its way out when Jaeger is away
     )
     atexit.register(provider.shutdown)  # sends the spans still batched before the command exits
+    kafka.checked(principal)
     try:
-        AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers, "log_level": 0}).list_topics(timeout=5)
-    except KafkaException as exc:
-        raise unavailable(f"Kafka unreachable at {s.kafka_bootstrap_servers}: {exc.args[0].str()}") from exc
-    try:
-        return EventPublisher(s, "shopctl", event_types)
+        return EventPublisher(s, "shopctl", event_types, principal)
     except SchemaRegistryError as exc:
         raise unavailable(f"schema registry at {s.schema_registry_url} refused: {exc}") from exc
     except Exception as exc:

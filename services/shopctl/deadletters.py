@@ -20,9 +20,12 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
+from services.shopctl import kafka
 from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
+from shared.access import OPERATOR_GROUP_PREFIX
 from shared.messaging import dead_letters as dlt
 from shared.messaging.headers import as_dict
+from shared.messaging.kafka_clients import REFUSALS
 from shared.settings import PROCESSES, get_settings
 from shared.topics import dead_letter_topic
 
@@ -32,20 +35,8 @@ DLT_TOPICS = [dead_letter_topic(p) for p in PROCESSES]
 
 
 def _consumer() -> Consumer:
-    s = get_settings()
-    consumer = Consumer(
-        {
-            "bootstrap.servers": s.kafka_bootstrap_servers,
-            "group.id": "shopctl-dlq",
-            "enable.auto.commit": False,
-            "log_level": 0,
-        }
-    )
-    try:
-        consumer.list_topics(timeout=5)
-    except KafkaException as exc:
-        raise unavailable(f"Kafka unreachable at {s.kafka_bootstrap_servers}") from exc
-    return consumer
+    config = kafka.checked()
+    return Consumer({**config, "group.id": f"{OPERATOR_GROUP_PREFIX}dlq", "enable.auto.commit": False})
 
 
 def _read(topic: str, start: int = 0, end: int | None = None, partition: int = 0) -> list[Message]:
@@ -61,7 +52,10 @@ def _read(topic: str, start: int = 0, end: int | None = None, partition: int = 0
         deadline = time.monotonic() + 30
         while len(out) < end - start and time.monotonic() < deadline:
             for msg in consumer.consume(500, 1.0):
-                if msg.error() is None and msg.offset() < end:
+                error = msg.error()
+                if error is not None and error.code() in REFUSALS:
+                    raise unavailable(f"the broker refused reading {topic}: {error.str()}")
+                if error is None and msg.offset() < end:
                     out.append(msg)
         return out
     finally:
@@ -192,9 +186,8 @@ def replay(
         probe.close()
     from shared.messaging.kafka_clients import producer_config
 
-    s = get_settings()
     # What the broker took once it takes again (plus one small header): its limit decides, not ours.
-    producer = Producer({**producer_config(s.kafka_bootstrap_servers), "message.max.bytes": 2 * 1024 * 1024})
+    producer = Producer({**producer_config(kafka.client()), "message.max.bytes": 2 * 1024 * 1024})
     landed: list[Message] = []
     refused: list[KafkaError] = []
     try:
@@ -220,8 +213,7 @@ def replay(
 
 def _outcome(group: str, sent: Message, dlt_topic: str, before: int, wait: float) -> str:
     """Handled (the group committed past it), dead-lettered again, or not yet."""
-    s = get_settings()
-    admin = AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers, "log_level": 0})
+    admin = AdminClient(kafka.client())
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         request = ConsumerGroupTopicPartitions(group, [TopicPartition(sent.topic(), sent.partition())])

@@ -14,6 +14,8 @@ from confluent_kafka.admin import AdminClient
 from rich.console import Console
 from rich.table import Table
 
+from services.shopctl import kafka
+from shared.access import OPERATOR_GROUP_PREFIX
 from shared.settings import HEALTH_PORTS, PROCESSES, Settings, get_settings
 from shared.topics import dead_letter_topic
 
@@ -96,15 +98,9 @@ def run() -> None:
     console.print(components)
 
     kafka_up = _reachable(s.kafka_bootstrap_servers, 9092)
-    admin = (
-        AdminClient({"bootstrap.servers": s.kafka_bootstrap_servers, "log_level": 0}) if kafka_up else None
-    )
+    admin = AdminClient(kafka.client()) if kafka_up else None
     consumer = (
-        Consumer(
-            {"bootstrap.servers": s.kafka_bootstrap_servers, "group.id": "shopctl-status", "log_level": 0}
-        )
-        if kafka_up
-        else None
+        Consumer({**kafka.client(), "group.id": f"{OPERATOR_GROUP_PREFIX}status"}) if kafka_up else None
     )
     services = Table(
         "service",

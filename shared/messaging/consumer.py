@@ -34,6 +34,7 @@ from shared.messaging.errors import (
 )
 from shared.messaging.headers import CAUSATION_ID, CORRELATION_ID, EVENT_ID, EVENT_TYPE, header
 from shared.messaging.inbound import Inbound
+from shared.messaging.kafka_clients import Refusals
 from shared.messaging.logs import message_context
 from shared.messaging.publishing import MessageFactory
 from shared.messaging.retry import Backoff
@@ -88,8 +89,10 @@ class EventConsumer:
         uow_factory: Callable[[Connection], UnitOfWork] = UnitOfWork,
         needs: Needs | None = None,
         hooks: Hooks | None = None,
+        refusals: Refusals | None = None,
     ) -> None:
         self._s = settings
+        self.refusals = refusals or Refusals()
         self._consumer = consumer
         self._dlq = dead_letter_producer
         self._codec = codec
@@ -179,7 +182,9 @@ class EventConsumer:
             if err is not None:
                 if err.fatal():
                     raise KafkaException(err)  # this client cannot go on: exit, for a supervisor to restart
-                if err.code() != KafkaError._PARTITION_EOF:
+                if self.refusals.note(err):
+                    log.error("the broker refused us: %s", err)
+                elif err.code() != KafkaError._PARTITION_EOF:
                     log.error("consumer error: %s", err)
                 continue
             headers = msg.headers()

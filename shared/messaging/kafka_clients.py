@@ -4,7 +4,8 @@ dead letters, publishers)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, Producer, TopicPartition
@@ -14,7 +15,50 @@ from shared.messaging import metrics
 log = logging.getLogger("shop.consumer")
 
 
-def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
+# The broker refusing who we are, or what we ask: librdkafka retries these for ever, as errors only.
+REFUSALS = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.GROUP_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+    }
+)
+
+
+class Refusals:
+    """The broker's latest refusal of this process: its login, or an operation its ACLs do not allow.
+
+    Without it a service missing a grant, or given a wrong password, would look healthy while it
+    consumes nothing: health reads `recent()`. Fed by every client's error_cb and by the consumer's
+    poll errors (a topic it may not read, a group it may not join)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[float, str] | None = None
+
+    def error_cb(self, err: KafkaError) -> None:
+        if self.note(err):
+            log.error("the broker refused us: %s", err.str())
+        else:
+            log.warning("kafka client error: %s", err.str())
+
+    def note(self, err: KafkaError) -> bool:
+        """Remember a refusal; False for any other error."""
+        if err.code() not in REFUSALS:
+            return False
+        self._last = (time.monotonic(), err.str())
+        return True
+
+    def recent(self, within: float = 30.0) -> str | None:
+        """The latest refusal, if it came in the last `within` seconds."""
+        if self._last is None or time.monotonic() - self._last[0] > within:
+            return None
+        return self._last[1]
+
+
+def consumer_config(client: Mapping[str, object], group: str) -> dict[str, object]:
+    """`client`: where the broker is and who this is (Settings.kafka_client)."""
     failed_commits = metrics.COMMIT_FAILURES.labels(group)
 
     def committed(err: KafkaError | None, partitions: list[TopicPartition]) -> None:
@@ -25,7 +69,7 @@ def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
             log.warning("offset commit failed, the batch will be redelivered and skipped: %s", err)
 
     return {
-        "bootstrap.servers": bootstrap_servers,
+        **client,
         "group.id": group,
         # Offsets are stored after the database commit, by us, and committed from librdkafka's own
         # thread once a second (and on revocation and close): a commit request per batch, five
@@ -49,9 +93,9 @@ def consumer_config(bootstrap_servers: str, group: str) -> dict[str, object]:
     }
 
 
-def producer_config(bootstrap_servers: str) -> dict[str, object]:
+def producer_config(client: Mapping[str, object]) -> dict[str, object]:
     return {
-        "bootstrap.servers": bootstrap_servers,
+        **client,
         "enable.idempotence": True,  # implies acks=all, ordered retries per partition
         "acks": "all",
         "linger.ms": 5,

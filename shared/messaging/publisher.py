@@ -31,11 +31,14 @@ class Published:
 
 
 class EventPublisher:
-    def __init__(self, settings: Settings, source: str, event_types: Iterable[type[Event]]) -> None:
+    def __init__(
+        self, settings: Settings, source: str, event_types: Iterable[type[Event]], principal: str
+    ) -> None:
+        """`principal`: who publishes, for the broker (shared.access): its ACLs decide what it may."""
         self.codec = EventCodec(schema_registry(settings.schema_registry_url))
         self.codec.register(event_types)
         self._factory = MessageFactory(self.codec, source)
-        self._producer = Producer(producer_config(settings.kafka_bootstrap_servers))
+        self._producer = Producer(producer_config(settings.kafka_client(principal)))
         self._failures: list[KafkaError] = []
 
     def check_size(self, event: Event) -> None:

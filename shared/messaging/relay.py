@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -152,19 +152,20 @@ class OutboxRelay:
         self,
         engine: Engine,
         schema: str,
-        bootstrap_servers: str,
+        kafka: Mapping[str, object],
         settings: RelaySettings | None = None,
         listen_dsn: str | None = None,
         *,
         topic_namespace: str | None = None,
     ) -> None:
-        """`topic_namespace`: the prefix of the topics this relay may send to, its service's own
+        """`kafka`: the broker and the principal to send as (Settings.kafka_client).
+        `topic_namespace`: the prefix of the topics this relay may send to, its service's own
         (shared.topics.namespace); a row naming any other is parked. None lets every topic through:
         for tests of the relay's mechanics, never a service."""
         self._engine = engine
         self._namespace = topic_namespace
         self._schema = schema
-        self._producer_config = producer_config(bootstrap_servers)
+        self._producer_config = producer_config(kafka)
         self._producer = Producer(self._producer_config)
         self._settings = settings or RelaySettings()
         self._listen_dsn = listen_dsn

@@ -22,7 +22,7 @@ from shared.messaging.batch import Handler
 from shared.messaging.codec import EventCodec, schema_registry
 from shared.messaging.consumer import ConsumerSettings, EventConsumer, Hooks
 from shared.messaging.health import serve_health
-from shared.messaging.kafka_clients import consumer_config, producer_config
+from shared.messaging.kafka_clients import Refusals, consumer_config, producer_config
 from shared.messaging.logs import configure_logging
 from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory, owners_topic
@@ -52,6 +52,8 @@ class ServiceDefinition:
     topic_for: Callable[[type[Event]], str] = owners_topic
     # The prefix of the topics its relay may send to; shared.topics.namespace(name) unless set.
     topic_namespace: str = ""
+    # Who its Kafka clients are to the broker (shared.access); its name unless set.
+    kafka_principal: str = ""
     consumer: ConsumerSettings | None = None
     relay: RelaySettings = field(default_factory=RelaySettings)
     hooks: Hooks = field(default_factory=Hooks)
@@ -80,10 +82,15 @@ class Service:
         self.codec.warm(definition.handlers)
         factory = MessageFactory(self.codec, definition.name, definition.topic_for)
         consumer_settings = definition.consumer_settings()
+        self.refusals = Refusals()
+        kafka = {
+            **settings.kafka_client(definition.kafka_principal or definition.name),
+            "error_cb": self.refusals.error_cb,
+        }
         self.consumer = EventConsumer(
             settings=consumer_settings,
-            consumer=Consumer(consumer_config(settings.kafka_bootstrap_servers, consumer_settings.group)),
-            dead_letter_producer=Producer(producer_config(settings.kafka_bootstrap_servers)),
+            consumer=Consumer(consumer_config(kafka, consumer_settings.group)),
+            dead_letter_producer=Producer(producer_config(kafka)),
             engine=self.engine,
             codec=self.codec,
             factory=factory,
@@ -91,11 +98,12 @@ class Service:
             uow_factory=definition.uow_factory,
             needs=definition.needs,
             hooks=definition.hooks,
+            refusals=self.refusals,
         )
         self.relay = OutboxRelay(
             self.engine,
             definition.schema or self.engine.url.username or definition.name,
-            settings.kafka_bootstrap_servers,
+            kafka,
             definition.relay,
             listen_dsn=libpq_dsn(self.engine.url),
             topic_namespace=definition.topic_namespace or namespace(definition.name),
@@ -118,8 +126,10 @@ class Service:
         # A relay that keeps failing (broker away) is alive but not publishing: what waits grows old.
         # Parked rows are counted, not judged: the rest of the outbox flows past them.
         relay = self.relay.health()
+        refused = self.refusals.recent()
         return {
             "healthy": relay_alive
+            and refused is None
             and since_poll < 60
             and bool(relay["relay_healthy"])
             and not self.stop.is_set(),
@@ -127,6 +137,7 @@ class Service:
             "seconds_since_poll": round(since_poll, 1),
             "assigned_partitions": len(self.consumer.assigned),
             "relay_alive": relay_alive,
+            "kafka_refused": refused,
             **relay,
         }
 

@@ -17,7 +17,7 @@ tables made from our own definitions (same indexes and trigger): what differs is
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ import psycopg
 from faststream.confluent import KafkaBroker, Topic
 from faststream.confluent.opentelemetry import KafkaTelemetryMiddleware
 from faststream.middlewares import AckPolicy
+from faststream.security import SASLScram256, SASLScram512
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic_core import to_json
 
@@ -89,9 +90,25 @@ class RegistryCodec:
         raise NotImplementedError("the bench publishes nothing through FastStream")
 
 
-def _broker(bootstrap: str, provider: TracerProvider) -> KafkaBroker:
+def _security(kafka: Mapping[str, str]) -> SASLScram512 | SASLScram256:
+    """Our client settings (Settings.kafka_client) in FastStream's terms: the same SCRAM login."""
+    scram = SASLScram256 if kafka["sasl.mechanism"] == "SCRAM-SHA-256" else SASLScram512
+    return scram(
+        username=kafka["sasl.username"],
+        password=kafka["sasl.password"],
+        use_ssl=kafka["security.protocol"] == "SASL_SSL",  # else SASL_PLAINTEXT
+    )
+
+
+def _broker(kafka: Mapping[str, str], provider: TracerProvider) -> KafkaBroker:
+    # FastStream takes no ssl_context for confluent-kafka: the CA goes in as librdkafka's own setting.
+    ca = {"ssl.ca.location": kafka["ssl.ca.location"]} if "ssl.ca.location" in kafka else None
     return KafkaBroker(
-        bootstrap, logger=None, middlewares=(KafkaTelemetryMiddleware(tracer_provider=provider),)
+        kafka["bootstrap.servers"],
+        security=_security(kafka),
+        config=ca,
+        logger=None,
+        middlewares=(KafkaTelemetryMiddleware(tracer_provider=provider),),
     )
 
 
@@ -116,13 +133,13 @@ async def _check(conn: psycopg.AsyncConnection, group: str, events: int) -> None
 
 
 def per_message(
-    *, bootstrap: str, topic: str, dsn: str, codec: EventCodec, factory: MessageFactory,
+    *, kafka: Mapping[str, str], topic: str, dsn: str, codec: EventCodec, factory: MessageFactory,
     provider: TracerProvider, handler: Callable[..., list], events: int, clock: Any, group: str,
 ) -> Any:  # fmt: skip
     """(f1): returns clock.stop(events) taken the moment the last event's transaction committed."""
 
     async def main() -> Any:
-        broker = _broker(bootstrap, provider)
+        broker = _broker(kafka, provider)
         done = asyncio.Event()
         result: list[Any] = []
         seen = 0
@@ -158,14 +175,14 @@ def per_message(
 
 
 def batched(
-    *, bootstrap: str, topic: str, dsn: str, codec: EventCodec, factory: MessageFactory,
+    *, kafka: Mapping[str, str], topic: str, dsn: str, codec: EventCodec, factory: MessageFactory,
     provider: TracerProvider, handler: Callable[..., list], events: int, clock: Any, group: str,
     batch_size: int,
 ) -> Any:  # fmt: skip
     """(f2): returns clock.stop(events) taken the moment the last batch's transaction committed."""
 
     async def main() -> Any:
-        broker = _broker(bootstrap, provider)
+        broker = _broker(kafka, provider)
         done = asyncio.Event()
         result: list[Any] = []
         seen = 0

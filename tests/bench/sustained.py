@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -238,14 +238,12 @@ def check_services() -> list[str]:
 class Lag:
     """How far every process's consumer group is behind on the event topics (committed offsets)."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, kafka: Mapping[str, str]) -> None:
         from confluent_kafka import Consumer
         from confluent_kafka.admin import AdminClient
 
-        self._admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-        self._watermarks = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": "bench-sustained", "log_level": 0}
-        )
+        self._admin = AdminClient({**kafka, "log_level": 0})
+        self._watermarks = Consumer({**kafka, "group.id": "bench-sustained", "log_level": 0})
 
     def total(self) -> int:
         from confluent_kafka import ConsumerGroupTopicPartitions
@@ -389,7 +387,7 @@ def main() -> int:
         publisher = connect_publisher([OrderPlaced])  # checks the broker and the registry
         read = ReadModel(settings)
         read.outcomes([])  # checks the read model
-        lag = Lag(settings.kafka_bootstrap_servers)
+        lag = Lag(settings.kafka_client("admin"))
         behind = lag.total()
     except (Refused, CliError) as exc:
         print(f"bench refused: {exc}", file=sys.stderr)

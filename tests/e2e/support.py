@@ -86,7 +86,7 @@ class EventTap:
     def __init__(self, settings: Settings) -> None:
         self._consumer = Consumer(
             {
-                "bootstrap.servers": settings.kafka_bootstrap_servers,
+                **settings.kafka_client("admin"),
                 "group.id": f"tap-{uuid4()}",
                 "enable.auto.commit": False,
             }
@@ -190,7 +190,7 @@ class Schemas:
 
 
 def dead_letter_counts(settings: Settings) -> dict[str, int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": f"dlt-{uuid4()}"})
+    consumer = Consumer({**settings.kafka_client("admin"), "group.id": f"dlt-{uuid4()}"})
     try:
         return {
             s: consumer.get_watermark_offsets(TopicPartition(dead_letter_topic(s), 0), timeout=10)[1]

@@ -42,7 +42,7 @@ EVENT_TOPICS = [events_topic(s) for s in SERVICES]
 
 def published_by_shopctl_since(settings, before: dict[str, int]) -> int:
     """Events with source shopctl between the offsets of `before` and now (services publish meanwhile)."""
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "cli-test"})
+    consumer = Consumer({**settings.kafka_client("admin"), "group.id": "cli-test"})
     try:
         found = 0
         for position, start in before.items():
@@ -64,7 +64,7 @@ def published_by_shopctl_since(settings, before: dict[str, int]) -> int:
 
 
 def high_watermarks(settings, topics) -> dict[str, int]:
-    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "cli-tests"})
+    consumer = Consumer({**settings.kafka_client("admin"), "group.id": "cli-tests"})
     try:
         return {
             f"{t}[{p}]": consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)[1]
@@ -269,6 +269,7 @@ def test_bad_input_gets_one_clear_line_an_exit_code_and_publishes_nothing(
     [
         ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "Kafka unreachable at 127.0.0.1:1"),
         ({"SCHEMA_REGISTRY_URL": "http://127.0.0.1:1"}, "schema registry unreachable at http://127.0.0.1:1"),
+        ({"KAFKA_OPERATOR_PASSWORD": "not-it"}, "refused 'operator': "),
     ],
 )
 def test_an_unreachable_broker_or_registry_is_named_and_nothing_is_published(
@@ -286,6 +287,14 @@ def test_an_unreachable_broker_or_registry_is_named_and_nothing_is_published(
     assert published_by_shopctl_since(settings, before) == 0
 
 
+def test_a_refused_or_missing_kafka_login_is_named(services):
+    refused = shopctl("dlq", "list", env={"KAFKA_OPERATOR_PASSWORD": "not-it"}, timeout=60)
+    assert refused.returncode == 3 and "refused 'operator'" in refused.stderr, refused.stderr
+    assert "Authentication failed" in refused.stderr
+    missing = shopctl("dlq", "list", env={"KAFKA_OPERATOR_PASSWORD": ""}, timeout=60)
+    assert missing.returncode == 2 and "KAFKA_OPERATOR_PASSWORD not set" in missing.stderr, missing.stderr
+
+
 def test_load_publishes_at_a_rate_and_reports_every_outcome(services):
     result = shopctl("load", "--orders", "30", "--rate", "15", "--fail-mix", "payment=0.2,shipping=0.2")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -301,7 +310,7 @@ def test_load_publishes_at_a_rate_and_reports_every_outcome(services):
 def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_it(settings, services):
     letters = [dead_letter_topic(p) for p in PROCESSES]
     before = high_watermarks(settings, letters)
-    producer = Producer(producer_config(settings.kafka_bootstrap_servers))
+    producer = Producer(producer_config(settings.kafka_client("admin")))
     producer.produce(events_topic("order"), value=b"garbage, not avro", key=b"cli-dlq-test")
     assert producer.flush(30) == 0
 
@@ -328,7 +337,7 @@ def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_i
     # Once every other group has committed past the replayed record, it has skipped it or failed it.
     topic, partition, offset = re.search(r"to (\S+)\[(\d+)\]@(\d+)", replayed.stdout).groups()
     at = TopicPartition(topic, int(partition))
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    admin = AdminClient(settings.kafka_client("admin"))
     for group in set(PROCESSES) - {"payment"}:
         deadline = time.monotonic() + 60
         while committed_offset(admin, group, at) <= int(offset):

@@ -15,7 +15,16 @@ import httpx
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 from shared.messaging.parked import BEHIND
 from shared.settings import HEALTH_PORTS
@@ -85,25 +94,41 @@ def payment_outbox(settings, services) -> Iterator[Outbox]:
 
 @pytest.fixture
 def admin(settings) -> Iterator[AdminClient]:
-    client = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
+    """Creates topics for the payment service's relay, and lets payment's principal write them (only
+    its own catalogue topics are granted otherwise); removes both afterwards."""
+    client = AdminClient(settings.kafka_client("admin"))
     created: list[str] = []
+    grants: list[AclBinding] = []
 
     def create(topic: str) -> None:
         for future in client.create_topics([NewTopic(topic, 1, 1)]).values():
             future.result(30)
         created.append(topic)
+        grant = AclBinding(
+            ResourceType.TOPIC, topic, ResourcePatternType.LITERAL, "User:payment", "*",
+            AclOperation.WRITE, AclPermissionType.ALLOW,
+        )  # fmt: skip
+        for future in client.create_acls([grant]).values():
+            future.result(30)
+        grants.append(grant)
 
     client.create = create  # type: ignore[attr-defined]
     yield client
+    if grants:
+        filters = [
+            AclBindingFilter(g.restype, g.name, g.resource_pattern_type, g.principal, g.host, g.operation,
+                             g.permission_type)
+            for g in grants
+        ]  # fmt: skip
+        for future in client.delete_acls(filters).values():
+            future.result(30)
     if created:
         for future in client.delete_topics(created).values():
             future.result(30)
 
 
 def values_on(settings, topic: str, expected: int) -> list[bytes]:
-    consumer = Consumer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "group.id": "cli-outbox-test"}
-    )
+    consumer = Consumer({**settings.kafka_client("admin"), "group.id": "cli-outbox-test"})
     try:
         tp = TopicPartition(topic, 0, 0)
         _, end = consumer.get_watermark_offsets(tp, timeout=10)
@@ -125,7 +150,9 @@ def test_a_parked_row_is_listed_then_retried_once_its_topic_exists_and_its_follo
     topic, key = f"payment.cli-{unique}", f"K-{unique}"  # payment's namespace; no such topic yet
     first, second, third = payment_outbox.write(topic, key, b"1", b"2", b"3")
     until(lambda: payment_outbox.parked(first, second, third), 60, "parked by payment's relay")
-    assert payment_outbox.state(first)["park_reason"].startswith("UNKNOWN_TOPIC_OR_PART")
+    # The broker does not say whether a topic the principal may not describe exists: missing and
+    # forbidden are the same refusal to the relay.
+    assert payment_outbox.state(first)["park_reason"].startswith("TOPIC_AUTHORIZATION_FAILED")
     assert payment_outbox.state(third)["park_reason"] == f"{BEHIND}{first}"
 
     listed = shopctl("outbox", "list", "--service", SERVICE)
@@ -134,7 +161,7 @@ def test_a_parked_row_is_listed_then_retried_once_its_topic_exists_and_its_follo
         assert re.search(
             rf"│ {row_id}\s+│ {SERVICE}\s+│ {re.escape(topic)}\s+│ {key}\s+│ PaymentCompleted", listed.stdout
         )
-    assert "UNKNOWN_TOPIC_OR_PART" in listed.stdout and f"{BEHIND}{first}" in listed.stdout
+    assert "TOPIC_AUTHORIZATION_FAILED" in listed.stdout and f"{BEHIND}{first}" in listed.stdout
 
     # A follower alone would overtake the row parked before it.
     alone = shopctl("outbox", "retry", str(second), "--service", SERVICE)

@@ -41,9 +41,7 @@ def test_hostile_messages_cost_dead_letters_never_a_service(
     groups = hearing(topic)
     letters = [dead_letter_topic(g) for g in groups]
     before = high_watermarks(settings, letters)
-    producer = Producer(
-        {"bootstrap.servers": settings.kafka_bootstrap_servers, "message.max.bytes": 1_048_000}
-    )
+    producer = Producer({**settings.kafka_client("admin"), "message.max.bytes": 1_048_000})
     noise = os.urandom(NEAR_THE_LIMIT)
     producer.produce(topic, value=noise, key=b"hostile-value")
     producer.produce(
@@ -78,7 +76,7 @@ def test_hostile_messages_cost_dead_letters_never_a_service(
         start = before[f"{dlt_topic}[0]"]
         mine = [
             m
-            for m in read_all({"bootstrap.servers": settings.kafka_bootstrap_servers}, dlt_topic, start + 2)
+            for m in read_all(settings.kafka_client("admin"), dlt_topic, start + 2)
             if m.offset() >= start and m.key() in (b"hostile-value", b"hostile-headers")
         ]
         assert {m.key() for m in mine} == {b"hostile-value", b"hostile-headers"}, group
@@ -92,7 +90,7 @@ def test_hostile_messages_cost_dead_letters_never_a_service(
     payment_dlt = dead_letter_topic("payment")
     stub_offset = next(
         m.offset()
-        for m in read_all({"bootstrap.servers": settings.kafka_bootstrap_servers}, payment_dlt, 1)
+        for m in read_all(settings.kafka_client("admin"), payment_dlt, 1)
         if m.key() == b"hostile-value" and m.offset() >= before[f"{payment_dlt}[0]"]
     )
     shown = shopctl("dlq", "show", f"{payment_dlt}:{stub_offset}")

@@ -46,7 +46,7 @@ def test_a_duplicate_order_placed_after_the_saga_ended_changes_nothing(
 
     # Redeliver the very same record (same event id), as a producer retry or a relay restart would.
     message = published.message
-    producer = Producer(producer_config(settings.kafka_bootstrap_servers))
+    producer = Producer(producer_config(settings.kafka_client("admin")))
     producer.produce(
         message.topic, value=message.payload, key=message.key, headers=list(message.headers.items())
     )

@@ -5,7 +5,7 @@ Used in-process by the tests and as a subprocess (worker.py) where a test kills 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from uuid import NAMESPACE_URL, uuid5
 
@@ -108,7 +108,7 @@ def make_codec(registry_url: str) -> EventCodec:
 
 def build_consumer(
     *,
-    bootstrap: str,
+    kafka: Mapping[str, str],
     codec: EventCodec,
     engine: Engine,
     topics: TestTopics,
@@ -130,8 +130,8 @@ def build_consumer(
             max_attempts=max_attempts,
             backoff=Backoff(initial=0.05, maximum=0.5),
         ),
-        consumer=Consumer(consumer_config(bootstrap, group)),
-        dead_letter_producer=Producer(producer_config(bootstrap)),
+        consumer=Consumer(consumer_config(kafka, group)),
+        dead_letter_producer=Producer(producer_config(kafka)),
         engine=engine,
         codec=codec,
         factory=MessageFactory(codec, "runtime-tests", topics.topic_for),
@@ -140,11 +140,13 @@ def build_consumer(
     )
 
 
-def build_relay(*, bootstrap: str, engine: Engine, schema: str, listen_dsn: str | None = None) -> OutboxRelay:
+def build_relay(
+    *, kafka: Mapping[str, str], engine: Engine, schema: str, listen_dsn: str | None = None
+) -> OutboxRelay:
     return OutboxRelay(
         engine,
         schema,
-        bootstrap,
+        kafka,
         RelaySettings(batch_size=50, poll_interval=0.2),
         listen_dsn=listen_dsn,
     )

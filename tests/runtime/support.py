@@ -99,12 +99,12 @@ def topics(kafka_config, unique) -> Iterator[TestTopics]:
 
 
 @pytest.fixture
-def consumer_for(settings, codec, database, topics) -> Callable[..., EventConsumer]:
+def consumer_for(kafka_config, codec, database, topics) -> Callable[..., EventConsumer]:
     """The test app's consumer on this test's topics and schema: give a group, and what else differs."""
 
     def build(group: str, **options: object) -> EventConsumer:
         return build_consumer(
-            bootstrap=settings.kafka_bootstrap_servers,
+            kafka=kafka_config,
             codec=codec,
             engine=database.engine,
             topics=topics,
@@ -150,7 +150,7 @@ class Storefront:
 def storefront(codec, topics, kafka_config) -> Storefront:
     return Storefront(
         MessageFactory(codec, "storefront", topics.topic_for),
-        Producer(producer_config(kafka_config["bootstrap.servers"])),
+        Producer(producer_config(kafka_config)),
         topics.inbound,
     )
 
@@ -222,8 +222,6 @@ def run_worker(settings, database: Database, topics: TestTopics, *args: str) -> 
             "-m",
             "tests.runtime.worker",
             *args,
-            "--bootstrap",
-            settings.kafka_bootstrap_servers,
             "--registry",
             settings.schema_registry_url,
             "--db-url",

@@ -117,7 +117,7 @@ def test_every_kind_of_poison_is_dead_lettered_and_the_consumer_carries_on(
 
 
 def test_a_replayed_dead_letter_reaches_only_the_group_that_failed_it(
-    consumer_for, settings, database, topics, storefront, unique, kafka_config
+    consumer_for, database, topics, storefront, unique, kafka_config
 ):
     rejected, _ = storefront.place(customer="C-reject")
     failing = consumer_for(f"failing-{unique}")
@@ -133,7 +133,7 @@ def test_a_replayed_dead_letter_reaches_only_the_group_that_failed_it(
     try:
         [letter] = read_all(kafka_config, topics.dead_letters, 1)
         replay = dlt.replay_of(letter)
-        producer = Producer(producer_config(settings.kafka_bootstrap_servers))
+        producer = Producer(producer_config(kafka_config))
         producer.produce(replay.topic, value=replay.value, key=replay.key, headers=replay.headers)
         assert producer.flush(30) == 0
 

@@ -69,7 +69,7 @@ def drain(relay: OutboxRelay) -> None:
 
 
 def test_refused_rows_are_parked_with_their_keys_followers_while_other_keys_flow(
-    settings, database, topics, kafka_config, unique
+    database, topics, kafka_config, unique
 ):
     missing = f"rt.{unique}.missing"  # never created: the broker does not create topics
     out = topics.outbound
@@ -83,9 +83,7 @@ def test_refused_rows_are_parked_with_their_keys_followers_while_other_keys_flow
         (out, "C", b"C-2"),
     )
     a1, b1, a2, b2, c1, c2 = ids
-    relay = build_relay(
-        bootstrap=settings.kafka_bootstrap_servers, engine=database.engine, schema=database.role
-    )
+    relay = build_relay(kafka=kafka_config, engine=database.engine, schema=database.role)
     drain(relay)
 
     got = states(database)
@@ -112,7 +110,7 @@ def test_parked_followers_already_in_the_table_are_parked_in_the_same_batch(sett
     missing = f"rt.{unique}.missing"
     first, *later = write(database, (missing, "A", b"A-1"), *[(missing, "A", b"A-n")] * 3)
     relay = OutboxRelay(
-        database.engine, database.role, settings.kafka_bootstrap_servers, RelaySettings(batch_size=1)
+        database.engine, database.role, settings.kafka_client("admin"), RelaySettings(batch_size=1)
     )
     assert relay.relay_once() == 1
     got = states(database)
@@ -120,9 +118,7 @@ def test_parked_followers_already_in_the_table_are_parked_in_the_same_batch(sett
     assert all(got[i] == ("parked", f"{BEHIND}{first}") for i in later), got
 
 
-def test_a_row_for_a_topic_not_the_services_own_is_parked_and_never_sent(
-    settings, database, topics, kafka_config
-):
+def test_a_row_for_a_topic_not_the_services_own_is_parked_and_never_sent(database, topics, kafka_config):
     """Whoever wrote it: the relay sends only to the topics it was given, its service's own."""
     foreign, later, other_key = write(
         database,
@@ -130,9 +126,7 @@ def test_a_row_for_a_topic_not_the_services_own_is_parked_and_never_sent(
         (topics.outbound, "A", b"A-2"),
         (topics.outbound, "B", b"B-1"),
     )
-    relay = OutboxRelay(
-        database.engine, database.role, settings.kafka_bootstrap_servers, topic_namespace=topics.outbound
-    )
+    relay = OutboxRelay(database.engine, database.role, kafka_config, topic_namespace=topics.outbound)
     assert relay.relay_once() == 3
     got = states(database)
     assert got[foreign][0] == "parked"
@@ -157,7 +151,7 @@ def test_clean_up_deletes_discarded_rows_past_retention_never_parked_ones(settin
     relay = OutboxRelay(
         database.engine,
         database.role,
-        settings.kafka_bootstrap_servers,
+        settings.kafka_client("admin"),
         RelaySettings(retention=timedelta(0), handled_retention=timedelta(0)),
     )
     assert relay.clean_up() == (2, 0)
@@ -181,7 +175,7 @@ def test_the_relay_turns_unhealthy_when_the_oldest_pending_row_ages(settings, da
     relay = OutboxRelay(
         database.engine,
         database.role,
-        f"127.0.0.1:{stopped_broker}",
+        {**settings.kafka_client("admin"), "bootstrap.servers": f"127.0.0.1:{stopped_broker}"},
         RelaySettings(delivery_timeout=1, backlog_every=0.2, unhealthy_after=3, poll_interval=0.2),
     )
     assert relay.health()["relay_healthy"] is True
@@ -197,7 +191,7 @@ def test_the_relay_turns_unhealthy_when_the_oldest_pending_row_ages(settings, da
 
     # A measurement that goes stale counts as unhealthy too: a relay that stopped measuring says so.
     idle = OutboxRelay(
-        database.engine, database.role, settings.kafka_bootstrap_servers, RelaySettings(unhealthy_after=0.5)
+        database.engine, database.role, settings.kafka_client("admin"), RelaySettings(unhealthy_after=0.5)
     )
     until(lambda: not idle.health()["relay_healthy"], 5, "a stale measurement unhealthy")
 
@@ -214,6 +208,7 @@ def test_a_service_with_parked_rows_stays_healthy_and_says_who_holds_the_relay_l
     port = _closed_port()
     definition = ServiceDefinition(
         name=f"svc-{unique}",
+        kafka_principal="admin",  # a test service, not one of the principals
         handlers={OrderPlaced: charge},
         publishes=[PaymentCompleted],
         database_url=database.url,

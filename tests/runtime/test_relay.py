@@ -48,15 +48,10 @@ def by_key(pairs):
     return out
 
 
-def test_two_relays_publish_every_row_once_and_in_order_per_key(
-    settings, database, topics, codec, kafka_config
-):
+def test_two_relays_publish_every_row_once_and_in_order_per_key(database, topics, codec, kafka_config):
     decided = decide(database, codec, topics, orders=5, per_order=60)
     stop = threading.Event()
-    relays = [
-        build_relay(bootstrap=settings.kafka_bootstrap_servers, engine=database.engine, schema=database.role)
-        for _ in range(2)
-    ]
+    relays = [build_relay(kafka=kafka_config, engine=database.engine, schema=database.role) for _ in range(2)]
     threads = [threading.Thread(target=r.run, args=(stop,)) for r in relays]
     for t in threads:
         t.start()
@@ -85,9 +80,7 @@ def test_a_relay_killed_after_publishing_and_before_marking_causes_duplicates_bu
     assert worker.wait(60) == CRASHED
     assert database.count(outbox, outbox.c.published_at.is_(None)) == len(decided), "nothing was marked"
 
-    relay = build_relay(
-        bootstrap=settings.kafka_bootstrap_servers, engine=database.engine, schema=database.role
-    )
+    relay = build_relay(kafka=kafka_config, engine=database.engine, schema=database.role)
     while relay.relay_once():
         pass
     assert database.count(outbox, outbox.c.published_at.is_(None)) == 0
@@ -108,13 +101,11 @@ def _effect_ids(database):
         return list(conn.scalars(effects.select().with_only_columns(effects.c.event_id)))
 
 
-def test_the_relay_wakes_on_notify_rather_than_waiting_for_its_poll(
-    settings, database, topics, codec, kafka_config
-):
+def test_the_relay_wakes_on_notify_rather_than_waiting_for_its_poll(database, topics, codec, kafka_config):
     relay = OutboxRelay(
         database.engine,
         database.role,
-        settings.kafka_bootstrap_servers,
+        kafka_config,
         RelaySettings(poll_interval=120),
         listen_dsn=_libpq(database.url),
     )
@@ -149,7 +140,7 @@ def test_published_rows_and_old_handled_records_are_cleaned_up(settings, databas
     relay = OutboxRelay(
         database.engine,
         database.role,
-        settings.kafka_bootstrap_servers,
+        settings.kafka_client("admin"),
         RelaySettings(retention=timedelta(0), handled_retention=timedelta(0), cleanup_chunk=3),
     )
     assert relay.clean_up() == (4, 1), "in chunks of 3: 3, then 1"

@@ -34,6 +34,7 @@ def test_a_service_consumes_publishes_and_reports_health_and_metrics(
     port = free_port()
     definition = ServiceDefinition(
         name=f"svc-{unique}",
+        kafka_principal="admin",  # a test service, not one of the principals
         handlers={OrderPlaced: charge},
         publishes=[PaymentCompleted],
         database_url=database.url,

@@ -12,6 +12,7 @@ import signal
 import threading
 
 from shared.messaging.consumer import Hooks
+from shared.settings import get_settings
 from tests.runtime.app import TestTopics, build_consumer, build_relay, engine_for, make_codec
 
 CRASHED = 86
@@ -20,7 +21,6 @@ CRASHED = 86
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["consume", "relay"])
-    parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--registry", required=True)
     parser.add_argument("--db-url", required=True)
     parser.add_argument("--schema", required=True)
@@ -33,6 +33,8 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     engine = engine_for(args.db_url)
+    # The same .env files as the test that started it: its credentials stay off the command line.
+    kafka = get_settings().kafka_client("admin")
 
     def crash(*_: object) -> None:
         os._exit(CRASHED)
@@ -40,7 +42,7 @@ def main() -> None:
     if args.role == "consume":
         hooks = Hooks(after_db_commit=crash if args.crash == "after-db-commit" else None)
         consumer = build_consumer(
-            bootstrap=args.bootstrap,
+            kafka=kafka,
             codec=make_codec(args.registry),
             engine=engine,
             topics=TestTopics(*args.topics),
@@ -50,7 +52,7 @@ def main() -> None:
         print("ready", flush=True)
         consumer.run(stop)
     else:
-        relay = build_relay(bootstrap=args.bootstrap, engine=engine, schema=args.schema)
+        relay = build_relay(kafka=kafka, engine=engine, schema=args.schema)
         if args.crash == "after-publish":
             relay.after_publish = crash
         print("ready", flush=True)

@@ -71,12 +71,12 @@ def test_provisioning_creates_what_is_missing_and_never_adds_partitions(kafka_co
     admin = AdminClient(kafka_config)
     spec = TopicSpec(f"provision.{unique}", 2, DAY_MS)
     try:
-        assert ensure_topics(kafka_config["bootstrap.servers"], [spec]) == [spec.name]
-        assert ensure_topics(kafka_config["bootstrap.servers"], [spec]) == [], "idempotent"
+        assert ensure_topics(kafka_config, [spec]) == [spec.name]
+        assert ensure_topics(kafka_config, [spec]) == [], "idempotent"
 
         wider = TopicSpec(spec.name, 4, DAY_MS)
         with pytest.raises(ProvisioningError, match=rf"{spec.name} has 2 partitions, the catalogue asks 4"):
-            ensure_topics(kafka_config["bootstrap.servers"], [wider])
+            ensure_topics(kafka_config, [wider])
         assert len(admin.list_topics(spec.name, timeout=10).topics[spec.name].partitions) == 2
     finally:
         admin.delete_topics([spec.name])[spec.name].result(timeout=30)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -23,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from localstack import install
 from localstack.paths import DEPLOY, REPO, STATE
 from localstack.process import ManagedProcess, port_open
+from shared.access import ADMIN
 from shared.settings import HEALTH_PORTS, PROCESSES, ServiceName, Settings, libpq_dsn
 
 
@@ -197,61 +199,112 @@ class Kafka(Component):
         return {"bootstrap": self.settings.kafka_bootstrap_servers}
 
     def launch(self) -> None:
-        libs = install.kafka_libs()
-        config = STATE / "kafka" / "server.properties"
+        config = self._config("server.properties")
+        if not (STATE / "kafka" / "data" / "meta.properties").exists():
+            # The admin user is written into the new storage; everyone else is provisioned.
+            scram = f"{self.settings.kafka_sasl_mechanism}=[name={ADMIN},password={self._admin_password}]"
+            self._run_tool("kafka.tools.StorageTool", "format", "-t", _kafka_cluster_id(), "-c", str(config),
+                           "--add-scram", scram)  # fmt: skip
+            self._admin_marker.touch()
+        elif not self._admin_marker.exists():
+            self._add_admin_to_unsecured_storage()
+        self.process.start(self._broker_command(config), env=self._secrets())
+
+    @property
+    def _admin_password(self) -> str:
+        return self.settings.kafka_client(ADMIN)["sasl.password"]
+
+    @property
+    def _admin_marker(self) -> Path:
+        # Storage formatted before the broker authenticated has no admin user: see below.
+        return STATE / "kafka" / "admin-user-created"
+
+    def _secrets(self) -> dict[str, str]:
+        controller = self.settings.kafka_controller_password
+        if not controller:
+            raise RuntimeError("KAFKA_CONTROLLER_PASSWORD not set (see .env.example)")
+        for value in (self._admin_password, controller):
+            if '"' in value or "\\" in value:
+                raise RuntimeError("Kafka passwords may not hold '\"' or '\\': they go into JAAS lines")
+        # Read by the broker's EnvVarConfigProvider (server.properties).
+        return {"KAFKA_ADMIN_PASSWORD": self._admin_password, "KAFKA_CONTROLLER_PASSWORD": controller}
+
+    def _config(self, template: str) -> Path:
+        config = STATE / "kafka" / template
         config.parent.mkdir(parents=True, exist_ok=True)
-        template = Template((DEPLOY / "kafka" / "server.properties").read_text())
-        config.write_text(template.substitute(STATE=STATE))
-        java = [
+        # safe_substitute: ${env:...} is the broker's own placeholder, left for it.
+        config.write_text(Template((DEPLOY / "kafka" / template).read_text()).safe_substitute(STATE=STATE))
+        return config
+
+    def _java(self) -> list[str]:
+        return [
             install.java(),
             "-cp",
-            f"{libs}/*",
+            f"{install.kafka_libs()}/*",
             f"-Dlog4j2.configurationFile={DEPLOY / 'kafka' / 'log4j2.properties'}",
         ]
-        if not (STATE / "kafka" / "data" / "meta.properties").exists():
-            subprocess.run(
-                [
-                    *java,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    _kafka_cluster_id(),
-                    "-c",
-                    str(config),
-                    "--ignore-formatted",
-                ],
-                check=True,
-                capture_output=True,
-            )
-        self.process.start(
-            [
-                java[0],
-                "-Xms512m",
-                "-Xmx512m",
-                "-XX:+UseG1GC",
-                "-XX:MaxGCPauseMillis=20",
-                "-Djava.awt.headless=true",
-                *java[1:],
-                "kafka.Kafka",
-                str(config),
-            ]
-        )
+
+    def _broker_command(self, config: Path) -> list[str]:
+        java = self._java()
+        return [
+            java[0], "-Xms512m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true", *java[1:], "kafka.Kafka", str(config),
+        ]  # fmt: skip
+
+    def _run_tool(self, *args: str) -> None:
+        """A Kafka tool whose arguments hold a secret: they go through a java @-file, readable by us
+        alone and removed at once, so that the password is never on a command line (`ps`)."""
+        java = self._java()
+        with tempfile.NamedTemporaryFile("w", dir=STATE / "kafka", suffix=".args") as argfile:
+            argfile.write("\n".join(f'"{a}"' for a in [*java[1:], *args]) + "\n")
+            argfile.flush()
+            result = subprocess.run([java[0], f"@{argfile.name}"], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"{args[0]} failed:\n{result.stdout}{result.stderr}".strip())
+
+    def _add_admin_to_unsecured_storage(self) -> None:
+        """Storage formatted before the broker required logins (issue 11) has no admin user, and
+        formatting again would lose the events in it: start the broker once as it was, unsecured, add
+        the admin through it, and stop it."""
+        from shared.provision import set_scram_passwords
+
+        print("kafka: adding the admin user to storage from before authentication", flush=True)
+        self.process.start(self._broker_command(self._config("unsecured.properties")))
+        try:
+            deadline = time.monotonic() + self.start_timeout
+            admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers, "log_level": 0})
+            while True:
+                try:
+                    admin.list_topics(timeout=2)
+                    break
+                except KafkaException as exc:
+                    if time.monotonic() > deadline or self.process.exited():
+                        raise RuntimeError(
+                            f"kafka did not start unsecured: see {self.process.log_file}"
+                        ) from exc
+                    time.sleep(1)
+            set_scram_passwords(admin, self.settings, {ADMIN: self._admin_password})
+        finally:
+            self.process.stop()
+        self._admin_marker.touch()
 
     def healthy(self) -> bool:
         # A plain connect first: librdkafka logs every refused connection.
         if not port_open(self.ports["broker"]):
             return False
         try:
-            admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers})
+            admin = AdminClient({**self.settings.kafka_client(ADMIN), "log_level": 0})
             admin.list_topics(timeout=2)
             return True
         except KafkaException:
             return False
 
     def after_healthy(self) -> None:
-        from shared.provision import ensure_topics
+        from shared.provision import ensure_access, ensure_topics
 
-        ensure_topics(self.settings.kafka_bootstrap_servers)
+        admin = self.settings.kafka_client(ADMIN)
+        ensure_topics(admin)
+        ensure_access(self.settings)
 
 
 def _kafka_cluster_id() -> str:

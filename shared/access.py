@@ -19,17 +19,17 @@ from confluent_kafka.admin import (
 )
 
 from shared.settings import PROCESSES, SERVICES, ServiceName
-from shared.topics import dead_letter_topic, events_topic
+from shared.topics import OWNERS, STOREFRONT, dead_letter_topic, events_topic, topic_owners
 
 # What each process hears: the owners whose events its handler table names. tests/test_access.py
 # holds this to the handler tables, so that a new handler cannot go unheard (or a removed one stay
 # readable).
 HEARS: dict[ServiceName, tuple[str, ...]] = {
-    "order": ("order", "inventory", "payment", "shipping"),
-    "inventory": ("order", "payment", "shipping"),
-    "payment": ("order", "inventory", "shipping"),
-    "shipping": ("order", "inventory"),
-    "timeline": SERVICES,
+    "order": ("storefront", "inventory", "payment", "shipping"),
+    "inventory": ("storefront", "payment", "shipping"),
+    "payment": ("storefront", "inventory", "shipping"),
+    "shipping": ("storefront", "inventory"),
+    "timeline": OWNERS,
 }
 
 # The broker's own user (inter-broker traffic, provisioning, tests): a super user, created when the
@@ -105,7 +105,7 @@ PRINCIPALS: tuple[Principal, ...] = (
         (
             # Publishing any fact (shopctl publish) and replaying a dead letter to its topic; reading
             # a dead letter, and the original a stub stands for on its topic. Never in a service's group.
-            *_topics([events_topic(s) for s in SERVICES], R, W),
+            *_topics([events_topic(o) for o in OWNERS], R, W),
             *_topics([dead_letter_topic(p) for p in PROCESSES], R),
             Grant(ResourceType.GROUP, OPERATOR_GROUP_PREFIX, (R,), prefixed=True),
             # Lag and replay outcomes: every group's committed offsets, every topic's ends.
@@ -113,6 +113,8 @@ PRINCIPALS: tuple[Principal, ...] = (
             Grant(ResourceType.TOPIC, ANY, (D,)),
         ),
     ),
+    # Places orders: OrderPlaced, on its own topic, and nothing else.
+    Principal(STOREFRONT, tuple(_topics([events_topic(STOREFRONT)], W))),
     Principal(
         SCHEMA_REGISTRY,
         (
@@ -134,3 +136,24 @@ PRINCIPAL_NAMES: tuple[str, ...] = (ADMIN, *(p.name for p in PRINCIPALS))
 
 def desired_acls() -> set[AclBinding]:
     return set().union(*(p.acls() for p in PRINCIPALS))
+
+
+def writers_of(topic: str) -> set[str]:
+    """The principals that may write `topic` (the admin aside)."""
+    return {
+        p.name
+        for p in PRINCIPALS
+        for g in p.grants
+        if g.resource == ResourceType.TOPIC
+        and AclOperation.WRITE in g.operations
+        and (g.name == topic or g.name == ANY or (g.prefixed and topic.startswith(g.name)))
+    }
+
+
+def replayable_topics() -> frozenset[str]:
+    """The events topics where a dead letter's replay header may be believed: those only their owner
+    and the operator may write. Anyone else able to write a topic could forge the header and make
+    every other group skip a record unread."""
+    return frozenset(
+        topic for topic, owner in topic_owners().items() if writers_of(topic) <= {owner, OPERATOR}
+    )

@@ -62,6 +62,7 @@ class Settings(BaseSettings):
     kafka_shipping_password: str | None = Field(default=None, repr=False)
     kafka_timeline_password: str | None = Field(default=None, repr=False)
     kafka_operator_password: str | None = Field(default=None, repr=False)
+    kafka_storefront_password: str | None = Field(default=None, repr=False)
     kafka_schema_registry_password: str | None = Field(default=None, repr=False)
     kafka_ui_password: str | None = Field(default=None, repr=False)
     # The broker's controller listener (PLAIN, a static user in its JAAS line): the broker's alone.

@@ -1,8 +1,8 @@
 """The catalogue of every Kafka topic the system uses.
 
-One topic per owning service carries all of that service's events, keyed by order id, so the events
-of one order that a service publishes stay in order. One dead-letter topic per consuming service holds
-what that service's consumer could not handle.
+One topic per owner carries all of that owner's events, keyed by order id, so the events of one order
+that an owner publishes stay in order: the storefront's (OrderPlaced) and each service's. One
+dead-letter topic per consuming process holds what its consumer could not handle.
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ class TopicSpec:
         return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
 
 
+# Where orders come from: not a process on the runtime, a publisher with a topic (and principal) of
+# its own (shopctl's `order place`, the tests' storefront).
+STOREFRONT = "storefront"
+# Everyone who publishes facts, each on its own events topic.
+OWNERS: tuple[str, ...] = (STOREFRONT, *SERVICES)
+
+
 def namespace(service: str) -> str:
     """The prefix of every topic a service owns: only it publishes there (its relay sends nowhere
     else)."""
@@ -38,8 +45,13 @@ def dead_letter_topic(service: str) -> str:
     return f"{namespace(service)}dlt"
 
 
+def topic_owners() -> dict[str, str]:
+    """Each events topic's owner: the only `source` a record on it may name."""
+    return {events_topic(o): o for o in OWNERS}
+
+
 EVENT_PARTITIONS = 6
 TOPICS: tuple[TopicSpec, ...] = (
-    *(TopicSpec(events_topic(s), EVENT_PARTITIONS, 7 * DAY_MS) for s in SERVICES),
+    *(TopicSpec(events_topic(o), EVENT_PARTITIONS, 7 * DAY_MS) for o in OWNERS),
     *(TopicSpec(dead_letter_topic(s), 1, 28 * DAY_MS) for s in PROCESSES),
 )

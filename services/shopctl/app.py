@@ -19,6 +19,7 @@ from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
 from services.shopctl.readmodel import ReadModel, outcome, per_service_state
 from shared.access import OPERATOR
 from shared.settings import Settings, get_settings
+from shared.topics import STOREFRONT
 
 if TYPE_CHECKING:
     from shared.contracts import Event
@@ -40,8 +41,12 @@ def settings() -> Settings:
     return get_settings()
 
 
-def connect_publisher(event_types: list[type[Event]], principal: str = OPERATOR) -> EventPublisher:
+def connect_publisher(event_types: list[type[Event]], principal: str = STOREFRONT) -> EventPublisher:
     """Check the broker and the registry before anything is produced: fail early, publish nothing.
+
+    `principal`: who publishes (shared.access): the storefront places orders and may publish nothing
+    else; the operator may publish any fact, in its owner's name (the envelope's source), since
+    consumers refuse any other source on an owner's topic.
 
     Tracing starts here too: an event the CLI publishes starts its order's trace, which every service
     then continues (sampled at OTEL_TRACES_SAMPLER_ARG, like everything else)."""
@@ -60,7 +65,7 @@ def connect_publisher(event_types: list[type[Event]], principal: str = OPERATOR)
     atexit.register(provider.shutdown)  # sends the spans still batched before the command exits
     kafka.checked(principal)
     try:
-        return EventPublisher(s, "shopctl", event_types, principal)
+        return EventPublisher(s, None, event_types, principal)  # source: each event's owner
     except SchemaRegistryError as exc:
         raise unavailable(f"schema registry at {s.schema_registry_url} refused: {exc}") from exc
     except Exception as exc:
@@ -188,6 +193,14 @@ def publish(
     correlation_id: Annotated[
         str | None, typer.Option(help="Correlation id (default: a new one each)")
     ] = None,
+    as_operator: Annotated[
+        bool,
+        typer.Option(
+            "--as-operator",
+            help="Publish as the operator (KAFKA_OPERATOR_PASSWORD), in the event owner's name: needed "
+            "for any fact but OrderPlaced, which the storefront publishes",
+        ),
+    ] = False,
 ) -> None:
     """Validate payloads against the event's registered schema, then publish them."""
     from pydantic import ValidationError
@@ -197,6 +210,11 @@ def publish(
     event_cls = EVENT_TYPES.get(event_type)
     if event_cls is None:
         raise bad_input(f"unknown event type {event_type!r}; known: {', '.join(EVENT_TYPES)}")
+    if event_cls.owner != STOREFRONT and not as_operator:
+        raise bad_input(
+            f"{event_type} is {event_cls.owner}'s fact: publishing it in {event_cls.owner}'s name takes "
+            "the operator's credentials, asked for with --as-operator"
+        )
     payloads = _payloads(json_, file)
     events = []
     for where, payload in payloads:
@@ -207,7 +225,7 @@ def publish(
             field = ".".join(map(str, first["loc"])) or "payload"
             raise bad_input(f"{where}: {field}: {first['msg']}") from exc
     correlation = _uuid(correlation_id, "--correlation-id") if correlation_id else None
-    publisher = connect_publisher([event_cls])
+    publisher = connect_publisher([event_cls], OPERATOR if as_operator else STOREFRONT)
     from shared.messaging.errors import OversizedEvent
 
     for (where, _), event in zip(payloads, events, strict=True):

@@ -29,7 +29,9 @@ class Address(BaseModel):
 
 
 class OrderPlaced(Event):
-    owner: ClassVar[str] = "order"
+    # The storefront's fact, on a topic of its own: the order service's outcomes stay on order.events,
+    # and whoever may place orders can publish nothing else.
+    owner: ClassVar[str] = "storefront"
 
     customer_id: CustomerId
     items: tuple[OrderLine, ...] = Field(min_length=1)

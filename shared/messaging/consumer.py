@@ -25,6 +25,7 @@ from shared.messaging.batch import BatchFailed, BatchTransaction, Handler, Messa
 from shared.messaging.codec import EventCodec
 from shared.messaging.dead_letters import DeadLetterSender, Failure
 from shared.messaging.errors import (
+    ForeignSource,
     InvalidHeader,
     Misrouted,
     PoisonMessage,
@@ -66,6 +67,12 @@ class ConsumerSettings:
     max_attempts: int = 5
     backoff: Backoff = field(default_factory=Backoff)
     lag_every: float = 5.0
+    # Each topic's owner, the only source its records may name (shared.topics.topic_owners); a topic
+    # not in it is not checked, and None checks none (tests of the runtime's mechanics).
+    topic_owners: Mapping[str, str] | None = None
+    # Where a replay header (a dead letter sent back for one group) is believed: the topics only their
+    # owner and the operator may write (shared.access.replayable_topics). None: everywhere (tests).
+    replayable_topics: frozenset[str] | None = None
 
 
 @dataclass
@@ -281,6 +288,7 @@ class EventConsumer:
     def _decode(self, items: list[Inbound]) -> None:
         """Decode what is for this group; skip (and count) the rest unread; find the poison."""
         group = self._s.group
+        owners, replayable = self._s.topic_owners, self._s.replayable_topics
         for item in items:
             if item.event is not None or item.poison is not None or item.dead_lettered or item.committed:
                 continue
@@ -289,7 +297,11 @@ class EventConsumer:
                 item.poison = InvalidHeader(routing.problem)
                 continue
             declared = routing.event_type
-            if routing.replay_group is not None and routing.replay_group != group:
+            if (
+                routing.replay_group is not None
+                and routing.replay_group != group
+                and (replayable is None or item.topic in replayable)
+            ):  # elsewhere the header is ignored: handled as any record (and skipped if already)
                 self._skipped(item, declared or "unknown", "replay-for-another-group")
                 continue
             if declared is not None and declared not in self._handlers:
@@ -304,6 +316,12 @@ class EventConsumer:
                 expected = self._factory.topic_of(type(event))
                 if item.topic != expected:
                     raise Misrouted(f"{envelope.event_type} belongs on {expected}, not on {item.topic}")
+                owner = owners.get(item.topic) if owners is not None else None
+                if owner is not None and envelope.source != owner:
+                    raise ForeignSource(
+                        f"{envelope.event_type} from source {_printable(envelope.source)!r} on {item.topic}, "
+                        f"which only {owner} publishes"
+                    )
             except TransientError:
                 raise  # the registry is away: the batch waits for it
             except PoisonMessage as exc:

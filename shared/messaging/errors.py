@@ -49,6 +49,13 @@ class Misrouted(PoisonMessage):
     kind = "misrouted"
 
 
+class ForeignSource(PoisonMessage):
+    """An event whose envelope names a source other than the owner of the topic it came on: ACLs say
+    who may write a topic, not what a writer may claim to be."""
+
+    kind = "foreign-source"
+
+
 class OversizedEvent(PoisonMessage):
     """A handler decided an event too large for the broker: the incoming message fails, not the relay."""
 

@@ -32,7 +32,7 @@ class Published:
 
 class EventPublisher:
     def __init__(
-        self, settings: Settings, source: str, event_types: Iterable[type[Event]], principal: str
+        self, settings: Settings, source: str | None, event_types: Iterable[type[Event]], principal: str
     ) -> None:
         """`principal`: who publishes, for the broker (shared.access): its ACLs decide what it may."""
         self.codec = EventCodec(schema_registry(settings.schema_registry_url))

@@ -43,8 +43,13 @@ def owners_topic(event_type: type[Event]) -> str:
 
 class MessageFactory:
     def __init__(
-        self, codec: EventCodec, source: str, topic_for: Callable[[type[Event]], str] = owners_topic
+        self,
+        codec: EventCodec,
+        source: str | None,
+        topic_for: Callable[[type[Event]], str] = owners_topic,
     ) -> None:
+        """`source`: the envelope's, the publisher's name; None names each event's owner (the operator
+        publishing a fact in its owner's name: consumers refuse any other source on an owner's topic)."""
         self._codec = codec
         self._source = source
         self._topic_for = topic_for
@@ -73,7 +78,7 @@ class MessageFactory:
             "event_type": name,
             "schema_version": registered.version,
             "occurred_at": occurred_at,
-            "source": self._source,
+            "source": self._source or event_type.owner,
             "correlation_id": str(correlation_id),
             "causation_id": None if causation_id is None else str(causation_id),
         }
@@ -113,7 +118,7 @@ class MessageFactory:
             "event_type": event_type.type_name(),
             "schema_version": self._codec.registered(event_type).version,
             "occurred_at": datetime.now(UTC),
-            "source": self._source,
+            "source": self._source or event_type.owner,
             "correlation_id": sample,
             "causation_id": sample,
         }

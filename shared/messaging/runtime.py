@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, Producer
 from sqlalchemy import Connection, Engine
 
+from shared.access import replayable_topics
 from shared.contracts import Event
 from shared.messaging.batch import Handler
 from shared.messaging.codec import EventCodec, schema_registry
@@ -31,7 +32,7 @@ from shared.messaging.tracing import configure_tracing
 from shared.messaging.unit_of_work import Needs, UnitOfWork
 from shared.migrations import migrate
 from shared.settings import HEALTH_PORTS, ServiceName, Settings, get_settings, libpq_dsn
-from shared.topics import dead_letter_topic, namespace
+from shared.topics import dead_letter_topic, namespace, topic_owners
 
 log = logging.getLogger("shop.runtime")
 
@@ -63,7 +64,11 @@ class ServiceDefinition:
             return self.consumer
         topics = sorted({self.topic_for(t) for t in self.handlers})
         return ConsumerSettings(
-            group=self.name, topics=topics, dead_letter_topic=dead_letter_topic(self.name)
+            group=self.name,
+            topics=topics,
+            dead_letter_topic=dead_letter_topic(self.name),
+            topic_owners=topic_owners(),
+            replayable_topics=replayable_topics(),
         )
 
 

@@ -44,7 +44,7 @@ def tap(services, settings):
 
 @pytest.fixture(scope="session")
 def storefront(services, settings, tracer_provider) -> Storefront:
-    return Storefront(EventPublisher(settings, "storefront", [OrderPlaced], "operator"))
+    return Storefront(EventPublisher(settings, "storefront", [OrderPlaced], "storefront"))
 
 
 @pytest.fixture(scope="session")

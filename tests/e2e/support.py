@@ -23,7 +23,7 @@ from shared.contracts import OrderPlaced
 from shared.messaging.headers import as_dict
 from shared.messaging.publisher import EventPublisher, Published
 from shared.settings import SERVICES, Settings, libpq_dsn
-from shared.topics import dead_letter_topic, events_topic
+from shared.topics import OWNERS, dead_letter_topic, events_topic
 
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = ("OrderCompleted", "OrderCancelled")
@@ -81,7 +81,7 @@ class ServiceProcess:
 
 
 class EventTap:
-    """Every event on the four event topics from now on, by order id (headers only: no decoding)."""
+    """Every event on every owner's events topic from now on, by order id (headers only: no decoding)."""
 
     def __init__(self, settings: Settings) -> None:
         self._consumer = Consumer(
@@ -91,7 +91,7 @@ class EventTap:
                 "enable.auto.commit": False,
             }
         )
-        topics = [events_topic(s) for s in SERVICES]
+        topics = [events_topic(o) for o in OWNERS]
         partitions = []
         for topic in topics:
             for p in self._consumer.list_topics(topic, timeout=10).topics[topic].partitions:

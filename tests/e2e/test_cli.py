@@ -16,8 +16,8 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, To
 from confluent_kafka.admin import AdminClient
 
 from shared.messaging.kafka_clients import producer_config
-from shared.settings import PROCESSES, SERVICES
-from shared.topics import dead_letter_topic, events_topic
+from shared.settings import PROCESSES
+from shared.topics import OWNERS, STOREFRONT, dead_letter_topic, events_topic
 from tests.e2e.support import REPO
 
 SHOPCTL = shutil.which("shopctl") or str(Path(os.sys.executable).parent / "shopctl")
@@ -37,11 +37,12 @@ def shopctl(
     )
 
 
-EVENT_TOPICS = [events_topic(s) for s in SERVICES]
+EVENT_TOPICS = [events_topic(o) for o in OWNERS]
 
 
-def published_by_shopctl_since(settings, before: dict[str, int]) -> int:
-    """Events with source shopctl between the offsets of `before` and now (services publish meanwhile)."""
+def orders_placed_since(settings, before: dict[str, int]) -> int:
+    """Events with source storefront (shopctl's order place, publish and load) between the offsets of
+    `before` and now (services publish meanwhile)."""
     consumer = Consumer({**settings.kafka_client("admin"), "group.id": "cli-test"})
     try:
         found = 0
@@ -57,7 +58,7 @@ def published_by_shopctl_since(settings, before: dict[str, int]) -> int:
                 msg = consumer.poll(10)
                 assert msg is not None, f"{position}: could not read up to {end}"
                 seen = msg.offset() + 1
-                found += dict(msg.headers() or []).get("source") == b"shopctl"
+                found += dict(msg.headers() or []).get("source") == b"storefront"
         return found
     finally:
         consumer.close()
@@ -143,9 +144,21 @@ def test_publish_validates_then_publishes_each_event(services, tap, customer, sk
     one = payload("DE")
     result = shopctl("publish", "OrderPlaced", "--json", json.dumps(one))
     assert result.returncode == 0, result.stderr
-    assert one["order_id"] in result.stdout and "order.events" in result.stdout
+    assert one["order_id"] in result.stdout and "storefront.events" in result.stdout
     events = tap.wait_terminal(__import__("uuid").UUID(one["order_id"]))
-    assert {e["source"] for e in events if e["event_type"] == "OrderPlaced"} == {"shopctl"}
+    assert {e["source"] for e in events if e["event_type"] == "OrderPlaced"} == {"storefront"}
+
+    # The operator may publish it too, in its owner's name (consumers refuse any other source there).
+    by_operator = payload("DE")
+    result = shopctl("publish", "OrderPlaced", "--as-operator", "--json", json.dumps(by_operator))
+    assert result.returncode == 0, result.stderr
+    events = tap.wait_terminal(__import__("uuid").UUID(by_operator["order_id"]))
+    assert {e["source"] for e in events if e["event_type"] == "OrderPlaced"} == {"storefront"}
+    refused = shopctl(
+        "publish", "OrderPlaced", "--as-operator", "--json", json.dumps(payload("DE")),
+        env={"KAFKA_OPERATOR_PASSWORD": "not-it"},
+    )  # fmt: skip
+    assert refused.returncode == 3 and "refused 'operator'" in refused.stderr, refused.stderr
 
     batch = [payload("DE"), payload("US")]
     jsonl = tmp_path / "orders.jsonl"
@@ -226,6 +239,12 @@ BAD_INPUT = [
         "--json: items: Input should be a valid tuple",
     ),
     (["publish", "OrderShipped", "--json", "{}"], 2, "unknown event type 'OrderShipped'; known: OrderPlaced"),
+    (
+        ["publish", "PaymentCompleted", "--json", "{}"],
+        2,
+        "PaymentCompleted is payment's fact: publishing it in payment's name takes the operator's "
+        "credentials, asked for with --as-operator",
+    ),
     (["order", "place", "--customer", "C-1000", "--item", "SKU-NOPE:1"], 2, "unknown SKU SKU-NOPE"),
     (
         ["order", "place", "--customer", "bob", "--item", "SKU-MUG:1"],
@@ -261,7 +280,7 @@ def test_bad_input_gets_one_clear_line_an_exit_code_and_publishes_nothing(
     assert result.returncode == code, (result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
-    assert published_by_shopctl_since(settings, before) == 0
+    assert orders_placed_since(settings, before) == 0
 
 
 @pytest.mark.parametrize(
@@ -269,7 +288,7 @@ def test_bad_input_gets_one_clear_line_an_exit_code_and_publishes_nothing(
     [
         ({"KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, "Kafka unreachable at 127.0.0.1:1"),
         ({"SCHEMA_REGISTRY_URL": "http://127.0.0.1:1"}, "schema registry unreachable at http://127.0.0.1:1"),
-        ({"KAFKA_OPERATOR_PASSWORD": "not-it"}, "refused 'operator': "),
+        ({"KAFKA_STOREFRONT_PASSWORD": "not-it"}, "refused 'storefront': "),
     ],
 )
 def test_an_unreachable_broker_or_registry_is_named_and_nothing_is_published(
@@ -284,7 +303,7 @@ def test_an_unreachable_broker_or_registry_is_named_and_nothing_is_published(
         result = shopctl(*command, env=env, timeout=60)
         assert result.returncode == 3, (command, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
-    assert published_by_shopctl_since(settings, before) == 0
+    assert orders_placed_since(settings, before) == 0
 
 
 def test_a_refused_or_missing_kafka_login_is_named(services):
@@ -311,10 +330,10 @@ def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_i
     letters = [dead_letter_topic(p) for p in PROCESSES]
     before = high_watermarks(settings, letters)
     producer = Producer(producer_config(settings.kafka_client("admin")))
-    producer.produce(events_topic("order"), value=b"garbage, not avro", key=b"cli-dlq-test")
+    producer.produce(events_topic(STOREFRONT), value=b"garbage, not avro", key=b"cli-dlq-test")
     assert producer.flush(30) == 0
 
-    # Every group hearing order.events dead-letters it, and carries on.
+    # Every group (all hear storefront.events) dead-letters it, and carries on.
     deadline = time.monotonic() + 60
     while any(n == before[t] for t, n in high_watermarks(settings, letters).items()):
         assert time.monotonic() < deadline, "some group never dead-lettered the garbage"

@@ -12,12 +12,13 @@ import re
 
 from confluent_kafka import Producer
 
+from shared.contracts import OrderPlaced
 from shared.messaging import dead_letters as dlt
 from shared.messaging.publishing import MessageFactory
 from shared.settings import HEALTH_PORTS, PROCESSES
 from shared.topics import dead_letter_topic, events_topic
 from tests.e2e.support import health, order_placed
-from tests.e2e.test_cli import EVENT_TOPICS, high_watermarks, published_by_shopctl_since, shopctl, valid_order
+from tests.e2e.test_cli import EVENT_TOPICS, high_watermarks, orders_placed_since, shopctl, valid_order
 from tests.runtime.support import read_all
 from tests.waiting import until
 
@@ -37,7 +38,7 @@ def hearing(topic: str) -> set[str]:
 def test_hostile_messages_cost_dead_letters_never_a_service(
     settings, services, storefront, tap, schemas, customer, sku
 ):
-    topic = events_topic("order")
+    topic = events_topic(OrderPlaced.owner)  # heard by every group
     groups = hearing(topic)
     letters = [dead_letter_topic(g) for g in groups]
     before = high_watermarks(settings, letters)
@@ -59,7 +60,8 @@ def test_hostile_messages_cost_dead_letters_never_a_service(
     )
     assert producer.flush(30) == 0
 
-    # Every group hearing order.events dead-letters the two it cannot read, as stubs, and handles the order.
+    # Every group (all hear storefront.events) dead-letters the two it cannot read, as stubs, and
+    # handles the order.
     until(
         lambda: all(n >= before[t] + 2 for t, n in high_watermarks(settings, letters).items()),
         60,
@@ -133,4 +135,45 @@ def test_shopctl_publish_refuses_an_event_too_large_for_the_broker_and_publishes
     assert (
         f"{batch}:2: OrderPlaced for order" in result.stderr and "the broker takes at most" in result.stderr
     )
-    assert published_by_shopctl_since(settings, before) == 0, "not even the small one before it"
+    assert orders_placed_since(settings, before) == 0, "not even the small one before it"
+
+
+def test_a_fact_in_someone_elses_name_is_dead_lettered_by_every_group(
+    settings, services, storefront, schemas, customer, sku
+):
+    """ACLs say who may write a topic, not whom a writer may claim to be: an OrderPlaced on the
+    storefront's topic whose envelope says payment sent it is poison to every group that hears it."""
+    topic = events_topic(OrderPlaced.owner)
+    groups = hearing(topic)
+    letters = [dead_letter_topic(g) for g in groups]
+    before = high_watermarks(settings, letters)
+    forged = order_placed(customer, [(sku, 1, "2.00")])
+    message = MessageFactory(storefront.publisher.codec, "payment").message(forged, forged.order_id, None)
+    assert message.topic == topic
+    producer = Producer(
+        settings.kafka_client("admin")
+    )  # the admin may write anything: what is claimed is checked
+    producer.produce(topic, value=message.payload, key=message.key, headers=list(message.headers.items()))
+    assert producer.flush(30) == 0
+
+    until(
+        lambda: all(n > before[t] for t, n in high_watermarks(settings, letters).items()),
+        60,
+        "every group's dead letter",
+    )
+    for group in groups:
+        dlt_topic = dead_letter_topic(group)
+        [letter] = [
+            m
+            for m in read_all(settings.kafka_client("admin"), dlt_topic, before[f"{dlt_topic}[0]"] + 1)
+            if m.offset() >= before[f"{dlt_topic}[0]"] and m.key() == message.key.encode()
+        ]
+        h = {k: v.decode() for k, v in letter.headers()}
+        assert h[dlt.ERROR_KIND] == "foreign-source", h
+        assert (
+            "source 'payment'" in h[dlt.ERROR_MESSAGE] and "only storefront publishes" in h[dlt.ERROR_MESSAGE]
+        )
+    assert (
+        schemas.one("order", "SELECT count(*) AS n FROM orders WHERE order_id = %s", forged.order_id)["n"]
+        == 0
+    )

@@ -41,7 +41,7 @@ CAUSES = {
 
 def assert_chain(tap, order_id, expected_types: list[str]) -> None:
     """The order's events are exactly these, chained by correlation and causation. Waits for all of
-    them: the tap reads four topics, and the last event may reach it before an earlier one."""
+    them: the tap reads a topic per owner, and the last event may reach it before an earlier one."""
     events = tap.wait_for(order_id, *expected_types)
     assert sorted(e["event_type"] for e in events) == sorted(expected_types)
     by_id = {e["event_id"]: e for e in events}

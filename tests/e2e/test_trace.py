@@ -51,7 +51,7 @@ def test_one_order_is_one_trace_across_the_four_services(
     with tracer.start_as_current_span("checkout") as root:
         order, _ = storefront.place(customer, [(sku, 1, "1.00")])
     trace_id = format(root.get_span_context().trace_id, "032x")
-    tracer_provider.force_flush()  # the storefront's own spans: checkout, create order.events
+    tracer_provider.force_flush()  # the storefront's own spans: checkout, create storefront.events
     events = tap.wait_terminal(order.order_id)
     assert all(e["traceparent"].split("-")[1] == trace_id for e in events), "every event carries the trace"
 

@@ -117,6 +117,8 @@ def build_consumer(
     hooks: Hooks | None = None,
     max_attempts: int = 3,
     batch_size: int = 100,
+    topic_owners: Mapping[str, str] | None = None,
+    replayable_topics: frozenset[str] | None = None,
 ) -> EventConsumer:
     handlers = handlers or {OrderPlaced: charge}
     subscribed = sorted({topics.topic_for(t) for t in handlers})
@@ -129,6 +131,8 @@ def build_consumer(
             poll_timeout=0.2,
             max_attempts=max_attempts,
             backoff=Backoff(initial=0.05, maximum=0.5),
+            topic_owners=topic_owners,
+            replayable_topics=replayable_topics,
         ),
         consumer=Consumer(consumer_config(kafka, group)),
         dead_letter_producer=Producer(producer_config(kafka)),

@@ -24,6 +24,7 @@ from shared.contracts.schemas import avro_schema
 from shared.messaging import dead_letters as dlt
 from shared.messaging.codec import schema_registry, subject_name
 from shared.messaging.headers import EVENT_TYPE, as_dict
+from shared.messaging.publishing import MessageFactory
 from shared.messaging.tables import outbox
 from tests.runtime import app
 from tests.runtime.app import effects
@@ -325,3 +326,40 @@ def test_an_event_too_large_to_publish_fails_the_incoming_message_not_the_relay(
     [letter] = letters_of(kafka_config, topics.dead_letters, 1)["oversized-event"]
     assert "StockReserved" in as_dict(letter.headers())[dlt.ERROR_MESSAGE]
     good_order_handled(consumer_for(f"{group}-2"), database, storefront)
+
+
+def test_a_source_other_than_the_topics_owner_is_poison(
+    consumer_for, database, topics, storefront, codec, unique, kafka_config
+):
+    group = f"g-{unique}"
+    forged = MessageFactory(codec, "mallory", topics.topic_for).message(order_placed(), uuid4(), None)
+    storefront.send_raw(forged.payload, key="forged", headers=forged.headers)
+    consumer = consumer_for(group, topic_owners={topics.inbound: "storefront"})
+    drain(consumer, until=lambda: dead_lettered(group, "foreign-source") == 1)
+    good_order_handled(consumer, database, storefront)  # its own source: handled
+    [letter] = letters_of(kafka_config, topics.dead_letters, 1)["foreign-source"]
+    assert "source 'mallory'" in as_dict(letter.headers())[dlt.ERROR_MESSAGE]
+
+
+def test_a_replay_header_is_believed_only_on_a_topic_no_one_else_may_write(
+    consumer_for, database, topics, storefront, unique
+):
+    event = order_placed()
+    message = storefront.factory.message(event, uuid4(), None)
+    storefront.send_raw(
+        message.payload, key="replay", headers=[*message.headers.items(), (dlt.REPLAY_GROUP, "other")]
+    )
+
+    trusting = consumer_for(f"trusting-{unique}", replayable_topics=frozenset({topics.inbound}))
+    drain(trusting, until=lambda: skipped_replays(f"trusting-{unique}") == 1)
+    assert database.count(effects, effects.c.order_id == event.order_id) == 0, "skipped unread"
+
+    # Where others may write, the header may be forged to make every group skip a fact: ignored.
+    wary = consumer_for(f"wary-{unique}", replayable_topics=frozenset())
+    drain(wary, until=lambda: database.count(effects, effects.c.order_id == event.order_id) == 1)
+    assert skipped_replays(f"wary-{unique}") == 0
+
+
+def skipped_replays(group: str) -> float:
+    labels = {"group": group, "event_type": "OrderPlaced", "reason": "replay-for-another-group"}
+    return REGISTRY.get_sample_value("shop_messages_skipped_total", labels) or 0

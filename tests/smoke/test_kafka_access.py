@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 from shared.access import HEARS, OPERATOR
 from shared.messaging.kafka_clients import Refusals, producer_config
 from shared.settings import PROCESSES, SERVICES, Settings
-from shared.topics import dead_letter_topic, events_topic
+from shared.topics import STOREFRONT, dead_letter_topic, events_topic
 
 
 def send(settings: Settings, principal: str, topic: str) -> KafkaError | None:
@@ -124,3 +124,15 @@ def test_a_wrong_password_is_refused_as_an_authentication_failure(settings):
     refusals = Refusals()
     assert any(refusals.note(e) for e in errors), [e.str() for e in errors]
     assert errors[0].code() == KafkaError._AUTHENTICATION
+
+
+def test_the_storefront_may_place_orders_and_publish_nothing_else(settings):
+    for owner in SERVICES:  # PaymentCompleted, StockReserved, ...: none is the storefront's
+        refused = send(settings, STOREFRONT, events_topic(owner))
+        assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED, owner
+    for process in PROCESSES:
+        assert (
+            described(settings, STOREFRONT, dead_letter_topic(process))
+            == KafkaError.TOPIC_AUTHORIZATION_FAILED
+        )
+    assert described(settings, STOREFRONT, events_topic(STOREFRONT)) is None  # its own: it writes there

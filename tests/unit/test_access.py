@@ -8,9 +8,19 @@ import importlib
 import pytest
 from confluent_kafka.admin import AclOperation, ResourceType
 
-from shared.access import ADMIN, HEARS, OPERATOR, PRINCIPAL_NAMES, PRINCIPALS, desired_acls
-from shared.settings import PROCESSES, SERVICES, Settings
-from shared.topics import TOPICS, dead_letter_topic, events_topic, namespace
+from shared.access import (
+    ADMIN,
+    HEARS,
+    OPERATOR,
+    PRINCIPAL_NAMES,
+    PRINCIPALS,
+    desired_acls,
+    replayable_topics,
+    writers_of,
+)
+from shared.contracts import EVENT_TYPES, OrderPlaced
+from shared.settings import PROCESSES, Settings
+from shared.topics import OWNERS, STOREFRONT, TOPICS, dead_letter_topic, events_topic, namespace, topic_owners
 
 BY_NAME = {p.name: p for p in PRINCIPALS}
 
@@ -45,7 +55,19 @@ def test_only_the_operator_writes_facts_it_does_not_own():
         for topic in topics_granted(principal.name, AclOperation.WRITE):
             owner = topic.split(".")[0]
             assert owner == principal.name or principal.name == OPERATOR, (principal.name, topic)
-    assert topics_granted(OPERATOR, AclOperation.WRITE) == {events_topic(s) for s in SERVICES}
+    assert topics_granted(OPERATOR, AclOperation.WRITE) == {events_topic(o) for o in OWNERS}
+
+
+def test_the_storefront_writes_order_placed_only():
+    assert topics_granted(STOREFRONT, AclOperation.WRITE) == {events_topic(OrderPlaced.owner)}
+    assert [t for t in EVENT_TYPES.values() if t.owner == STOREFRONT] == [OrderPlaced]
+    assert not topics_granted(STOREFRONT, AclOperation.READ)
+
+
+def test_a_replay_header_is_believed_only_where_the_operator_is_the_only_other_writer():
+    assert replayable_topics() == {events_topic(o) for o in OWNERS}
+    for topic, owner in topic_owners().items():
+        assert writers_of(topic) == {owner, OPERATOR}
 
 
 def test_every_granted_topic_is_in_the_catalogue():

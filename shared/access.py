@@ -47,6 +47,18 @@ SCHEMA_REGISTRY_GROUP = "schema-registry"
 
 ANY = "*"  # Kafka's wildcard resource name
 
+# The schema registry's logins (HTTP basic) and what each may do: provisioning registers every schema
+# and sets compatibility; the storefront registers its own (shopctl); every other client (services,
+# shopctl's reads, tests) reads as the reader. Roles are Apicurio's; Confluent's open-source registry
+# only authenticates (README: Security).
+REGISTRY_PROVISIONING = "provisioning"
+REGISTRY_READER = "reader"
+REGISTRY_ROLES: dict[str, str] = {
+    REGISTRY_PROVISIONING: "sr-admin",
+    "storefront": "sr-developer",
+    REGISTRY_READER: "sr-readonly",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Grant:

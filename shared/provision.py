@@ -32,7 +32,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from shared.access import ADMIN, PRINCIPAL_NAMES, PRINCIPALS, desired_acls
+from shared.access import ADMIN, PRINCIPAL_NAMES, PRINCIPALS, REGISTRY_PROVISIONING, desired_acls
 from shared.contracts import EVENT_TYPES, Event
 from shared.settings import PROCESSES, Settings, get_settings, libpq_dsn
 from shared.topics import TOPICS, TopicSpec
@@ -175,9 +175,9 @@ COMPATIBILITY = "FULL_TRANSITIVE"
 def ensure_event_schemas(settings: Settings, event_types: Iterable[type[Event]] | None = None) -> list[str]:
     """Every event's subject at COMPATIBILITY, and its schema registered (idempotent: the same schema
     keeps its id). A schema the level refuses fails provisioning, naming the subject."""
-    from shared.messaging.codec import EventCodec, schema_registry, subject_name
+    from shared.messaging.codec import EventCodec, registry_as, subject_name
 
-    registry = schema_registry(settings.schema_registry_url)
+    registry = registry_as(settings, REGISTRY_PROVISIONING)
     types = list(event_types or EVENT_TYPES.values())
     for event_type in types:  # the level first: it judges the version registered next
         registry.set_compatibility(subject_name=subject_name(event_type), level=COMPATIBILITY)

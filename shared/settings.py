@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     kafka_storefront_password: str | None = Field(default=None, repr=False)
     kafka_schema_registry_password: str | None = Field(default=None, repr=False)
     kafka_ui_password: str | None = Field(default=None, repr=False)
+    # The schema registry's logins (shared.access.REGISTRY_ROLES), one password each.
+    schema_registry_provisioning_password: str | None = Field(default=None, repr=False)
+    schema_registry_storefront_password: str | None = Field(default=None, repr=False)
+    schema_registry_reader_password: str | None = Field(default=None, repr=False)
     # The broker's controller listener (PLAIN, a static user in its JAAS line): the broker's alone.
     kafka_controller_password: str | None = Field(default=None, repr=False)
     # The local stack's registry (Apicurio) serves Confluent's API under this path; Confluent's own
@@ -146,6 +150,14 @@ class Settings(BaseSettings):
         if self.kafka_ssl_ca_location:
             config["ssl.ca.location"] = self.kafka_ssl_ca_location
         return config
+
+    def registry_login(self, user: str) -> str:
+        """The registry's basic-auth `user:password` for `user` (shared.access.REGISTRY_ROLES)."""
+        field = f"schema_registry_{user}_password"
+        password = getattr(self, field, None)
+        if not password:
+            raise ValueError(f"{field.upper()} not set: the registry password of {user!r} (see .env.example)")
+        return f"{user}:{password}"
 
     def connection_options(self) -> dict[str, str]:
         """The libpq parameters every connection of every process sets (services, relay, migrations,

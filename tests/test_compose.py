@@ -176,3 +176,15 @@ def test_versions_agree_with_the_local_stack():
 def test_jaeger_runs_the_local_stacks_config():
     assert "./deploy/local/jaeger/config.yaml:/etc/jaeger/config.yaml:ro" in SERVICES["jaeger"]["volumes"]
     assert SERVICES["jaeger"]["command"] == ["--config", "/etc/jaeger/config.yaml"]
+
+
+def test_the_registry_requires_logins_made_from_the_environment():
+    registry = SERVICES["schema-registry"]
+    assert registry["entrypoint"] == ["/bin/bash", "/etc/schema-registry/shop/start.sh"]
+    assert registry["environment"]["SCHEMA_REGISTRY_AUTHENTICATION_METHOD"] == "BASIC"
+    assert "--netrc-file" in registry["healthcheck"]["test"]
+    script = (REPO / "deploy/compose/schema-registry/start.sh").read_text()
+    for user in ("provisioning", "storefront", "reader"):
+        assert f"{user}: $SCHEMA_REGISTRY_{user.upper()}_PASSWORD," in script
+    ui = SERVICES["kafka-ui"]["environment"]
+    assert ui["KAFKA_CLUSTERS_0_SCHEMAREGISTRYAUTH_USERNAME"] == "reader"

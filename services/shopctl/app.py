@@ -66,6 +66,8 @@ def connect_publisher(event_types: list[type[Event]], principal: str = STOREFRON
     kafka.checked(principal)
     try:
         return EventPublisher(s, None, event_types, principal)  # source: each event's owner
+    except ValueError as exc:  # a registry password not set
+        raise bad_input(str(exc)) from exc
     except SchemaRegistryError as exc:
         raise unavailable(f"schema registry at {s.schema_registry_url} refused: {exc}") from exc
     except Exception as exc:

@@ -144,10 +144,10 @@ def show(position: Annotated[str, typer.Argument(help="DLT_TOPIC:OFFSET, as `dlq
             return
         value = original.value()
     # Imported here, not at start-up: every shopctl command pays for what the module imports.
-    from shared.messaging.codec import EventCodec, schema_registry
+    from shared.messaging.codec import EventCodec, registry_as
     from shared.messaging.errors import PoisonMessage, TransientError
 
-    codec = EventCodec(schema_registry(get_settings().schema_registry_url))
+    codec = EventCodec(registry_as(get_settings()))
     try:
         envelope, event = codec.decode(value)
         console.print_json(

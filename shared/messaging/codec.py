@@ -24,6 +24,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import ValidationError
 
+from shared.access import REGISTRY_READER
 from shared.contracts import EVENT_TYPES, Envelope, Event
 from shared.contracts.schemas import avro_schema, avro_schema_json
 from shared.messaging.errors import (
@@ -37,6 +38,7 @@ from shared.messaging.errors import (
     UnreadableSchema,
 )
 from shared.messaging.writer_schemas import parse_writer_schema, record_name
+from shared.settings import Settings
 from shared.topics import events_topic
 
 _T = TypeVar("_T")
@@ -50,9 +52,18 @@ _REFUSED_FOR = 60.0
 _MAX_REFUSED = 1024
 
 
-def schema_registry(url: str, timeout: float = 10) -> SchemaRegistryClient:
-    """A registry client that gives up on a silent server (the client's default is to wait forever)."""
-    return SchemaRegistryClient({"url": url, "timeout": timeout})
+def schema_registry(url: str, login: str | None = None, timeout: float = 10) -> SchemaRegistryClient:
+    """A registry client that gives up on a silent server (the client's default is to wait forever);
+    `login`: HTTP basic `user:password` (Settings.registry_login)."""
+    config: dict[str, object] = {"url": url, "timeout": timeout}
+    if login:
+        config["basic.auth.user.info"] = login
+    return SchemaRegistryClient(config)
+
+
+def registry_as(settings: Settings, user: str = REGISTRY_READER) -> SchemaRegistryClient:
+    """The settings' registry, logged in as `user` (a reader unless said otherwise)."""
+    return schema_registry(settings.schema_registry_url, settings.registry_login(user))
 
 
 def subject_name(event_type: type[Event]) -> str:

@@ -13,10 +13,11 @@ from uuid import UUID, uuid4
 from confluent_kafka import KafkaError, Message, Producer
 
 from shared.contracts import Event
-from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.codec import EventCodec, registry_as
 from shared.messaging.kafka_clients import produce, producer_config
 from shared.messaging.publishing import MessageFactory, OutgoingMessage
 from shared.settings import Settings
+from shared.topics import STOREFRONT
 
 
 class PublishError(Exception):
@@ -34,9 +35,15 @@ class EventPublisher:
     def __init__(
         self, settings: Settings, source: str | None, event_types: Iterable[type[Event]], principal: str
     ) -> None:
-        """`principal`: who publishes, for the broker (shared.access): its ACLs decide what it may."""
-        self.codec = EventCodec(schema_registry(settings.schema_registry_url))
-        self.codec.register(event_types)
+        """`principal`: who publishes, for the broker and the registry (shared.access). The storefront
+        registers its own schema (the registry's roles let it); anyone else looks schemas up, which
+        provisioning registered."""
+        if principal == STOREFRONT:
+            self.codec = EventCodec(registry_as(settings, STOREFRONT))
+            self.codec.register(event_types)
+        else:
+            self.codec = EventCodec(registry_as(settings))
+            self.codec.look_up(event_types)
         self._factory = MessageFactory(self.codec, source)
         self._producer = Producer(producer_config(settings.kafka_client(principal)))
         self._failures: list[KafkaError] = []

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 from shared.access import replayable_topics
 from shared.contracts import Event
 from shared.messaging.batch import Handler
-from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.codec import EventCodec, registry_as
 from shared.messaging.consumer import ConsumerSettings, EventConsumer, Hooks
 from shared.messaging.health import serve_health
 from shared.messaging.kafka_clients import Refusals, consumer_config, producer_config
@@ -81,7 +81,7 @@ class Service:
         # No pre-ping (a round trip before every batch): a connection found dead fails its batch with a
         # transient error, the pool discards it, and the retry gets a fresh one.
         self.engine: Engine = service_engine(definition.database_url, pool_size=4)
-        registry = schema_registry(settings.schema_registry_url)
+        registry = registry_as(settings)  # a reader: provisioning registered every schema
         self.codec = EventCodec(registry)
         self.codec.look_up(definition.publishes)  # provisioning registered them
         self.codec.warm(definition.handlers)

@@ -33,8 +33,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from sqlalchemy import create_engine
 
+from shared.access import REGISTRY_PROVISIONING
 from shared.contracts import Envelope, Event, OrderPlaced, PaymentCompleted
-from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.codec import EventCodec, registry_as
 from shared.messaging.consumer import ConsumerSettings, EventConsumer
 from shared.messaging.kafka_clients import consumer_config, producer_config
 from shared.messaging.publishing import MessageFactory
@@ -269,7 +270,7 @@ def main() -> None:
 
     provider = configure_tracing("bench-core", settings.otel_exporter_otlp_endpoint, SAMPLING)
     try:
-        codec = EventCodec(schema_registry(settings.schema_registry_url))
+        codec = EventCodec(registry_as(settings, REGISTRY_PROVISIONING))
         codec.register([OrderPlaced, PaymentCompleted])
         print(f"producing {EVENTS} OrderPlaced to {topic} ({PARTITIONS} partitions)...", flush=True)
         t = time.perf_counter()

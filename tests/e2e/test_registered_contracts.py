@@ -7,16 +7,17 @@ import json
 
 import fastavro
 
+from shared.access import REGISTRY_PROVISIONING
 from shared.contracts import EVENT_TYPES
 from shared.contracts.schemas import avro_schema
-from shared.messaging.codec import schema_registry, subject_name
+from shared.messaging.codec import registry_as, subject_name
 from shared.provision import COMPATIBILITY
 
 
 def test_every_event_type_is_registered_at_the_provisioned_level_as_in_the_code(
     settings, services, storefront
 ):
-    registry = schema_registry(settings.schema_registry_url)
+    registry = registry_as(settings, REGISTRY_PROVISIONING)
     for event_type in EVENT_TYPES.values():
         subject = subject_name(event_type)
         assert registry.get_compatibility(subject) == COMPATIBILITY, subject

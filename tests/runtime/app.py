@@ -22,8 +22,9 @@ from sqlalchemy import (
     insert,
 )
 
+from shared.access import REGISTRY_PROVISIONING
 from shared.contracts import Envelope, Event, OrderPlaced, PaymentCompleted
-from shared.messaging.codec import EventCodec, schema_registry
+from shared.messaging.codec import EventCodec, registry_as
 from shared.messaging.consumer import ConsumerSettings, EventConsumer, Hooks
 from shared.messaging.errors import HandlerRejected
 from shared.messaging.kafka_clients import consumer_config, producer_config
@@ -32,6 +33,7 @@ from shared.messaging.publishing import MessageFactory
 from shared.messaging.relay import OutboxRelay, RelaySettings
 from shared.messaging.retry import Backoff
 from shared.messaging.unit_of_work import UnitOfWork
+from shared.settings import Settings
 
 test_metadata = MetaData()
 
@@ -100,8 +102,8 @@ def engine_for(url: str) -> Engine:
     return service_engine(url, pool_size=2)  # as the runtime's
 
 
-def make_codec(registry_url: str) -> EventCodec:
-    codec = EventCodec(schema_registry(registry_url))
+def make_codec(settings: Settings) -> EventCodec:
+    codec = EventCodec(registry_as(settings, REGISTRY_PROVISIONING))  # registers: a writer
     codec.register([OrderPlaced, PaymentCompleted])
     return codec
 

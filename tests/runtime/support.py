@@ -117,7 +117,7 @@ def consumer_for(kafka_config, codec, database, topics) -> Callable[..., EventCo
 
 @pytest.fixture(scope="session")
 def codec(settings) -> EventCodec:
-    return make_codec(settings.schema_registry_url)
+    return make_codec(settings)
 
 
 @dataclass
@@ -222,8 +222,6 @@ def run_worker(settings, database: Database, topics: TestTopics, *args: str) -> 
             "-m",
             "tests.runtime.worker",
             *args,
-            "--registry",
-            settings.schema_registry_url,
             "--db-url",
             database.url,
             "--schema",

@@ -12,9 +12,10 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema
 from prometheus_client import REGISTRY
 
+from shared.access import REGISTRY_PROVISIONING
 from shared.contracts import OrderPlaced
 from shared.messaging import dead_letters as dlt
-from shared.messaging.codec import schema_registry
+from shared.messaging.codec import registry_as
 from shared.messaging.headers import as_dict
 from shared.messaging.kafka_clients import producer_config
 from tests.runtime import app
@@ -42,7 +43,7 @@ def wire(schema_id: int, parsed_schema, record: dict) -> bytes:
 def test_every_kind_of_poison_is_dead_lettered_and_the_consumer_carries_on(
     consumer_for, settings, database, topics, codec, storefront, unique, kafka_config
 ):
-    registry = schema_registry(settings.schema_registry_url)
+    registry = registry_as(settings, REGISTRY_PROVISIONING)
     registered = codec.registered(OrderPlaced)
 
     # 1. bytes that are not Avro in Confluent's wire format

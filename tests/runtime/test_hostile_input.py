@@ -19,10 +19,11 @@ from confluent_kafka.schema_registry import Schema
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
+from shared.access import REGISTRY_PROVISIONING
 from shared.contracts import OrderPlaced, PaymentCompleted, StockLine, StockReserved
 from shared.contracts.schemas import avro_schema
 from shared.messaging import dead_letters as dlt
-from shared.messaging.codec import schema_registry, subject_name
+from shared.messaging.codec import registry_as, subject_name
 from shared.messaging.headers import EVENT_TYPE, as_dict
 from shared.messaging.publishing import MessageFactory
 from shared.messaging.tables import outbox
@@ -167,7 +168,7 @@ def wire(schema_id: int, schema, record: dict) -> bytes:
 def test_writer_schemas_that_are_not_our_contracts_are_poison_of_their_own(
     consumer_for, settings, database, topics, storefront, codec, unique, kafka_config
 ):
-    registry = schema_registry(settings.schema_registry_url)
+    registry = registry_as(settings, REGISTRY_PROVISIONING)
     message = storefront.factory.message(order_placed(), uuid4(), None)
     envelope, event = codec.decode(message.payload)
     record = {"envelope": envelope.model_dump(), **event.model_dump()}

@@ -21,7 +21,6 @@ CRASHED = 86
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("role", choices=["consume", "relay"])
-    parser.add_argument("--registry", required=True)
     parser.add_argument("--db-url", required=True)
     parser.add_argument("--schema", required=True)
     parser.add_argument("--topics", nargs=3, required=True, metavar=("IN", "OUT", "DLT"))
@@ -43,7 +42,7 @@ def main() -> None:
         hooks = Hooks(after_db_commit=crash if args.crash == "after-db-commit" else None)
         consumer = build_consumer(
             kafka=kafka,
-            codec=make_codec(args.registry),
+            codec=make_codec(get_settings()),
             engine=engine,
             topics=TestTopics(*args.topics),
             group=args.group,

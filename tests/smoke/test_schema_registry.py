@@ -10,7 +10,9 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from shared.messaging.codec import schema_registry
+from shared.access import REGISTRY_PROVISIONING, REGISTRY_READER
+from shared.messaging.codec import registry_as, schema_registry
+from shared.topics import STOREFRONT
 
 PROBE_V1 = {
     "type": "record",
@@ -26,7 +28,7 @@ PROBE_V1 = {
 
 @pytest.fixture
 def registry(settings):
-    return schema_registry(settings.schema_registry_url)
+    return registry_as(settings, REGISTRY_PROVISIONING)
 
 
 @pytest.fixture
@@ -81,7 +83,7 @@ def test_avro_round_trip_through_the_registry(registry, subject, unique, setting
     assert registry.get_latest_version(subject).schema_id == schema_id
 
     # A fresh client (empty cache) decodes it by asking the registry for that id.
-    fresh = AvroDeserializer(schema_registry(settings.schema_registry_url))
+    fresh = AvroDeserializer(registry_as(settings, REGISTRY_PROVISIONING))
     assert fresh(payload, ctx) == record
     assert deserializer(payload, ctx) == record
 
@@ -119,3 +121,27 @@ def test_provisioning_set_every_event_subject_and_registered_its_schema(registry
         subject = subject_name(event_type)
         assert registry.get_compatibility(subject) == COMPATIBILITY, subject
         registry.lookup_schema(subject, Schema(avro_schema_json(event_type), "AVRO"))
+
+
+def test_writes_need_a_login_with_a_writing_role_and_reads_need_none(registry, subject, settings):
+    """Anyone may read (services look their schemas up); registering and setting compatibility take
+    provisioning's login, or the storefront's for its own schema (shared.access.REGISTRY_ROLES)."""
+    schema = Schema(json.dumps(PROBE_V1), "AVRO")
+    anonymous = schema_registry(settings.schema_registry_url)
+    reader = registry_as(settings, REGISTRY_READER)
+    wrong = schema_registry(settings.schema_registry_url, "provisioning:not-the-password")
+    refusals = [(anonymous, 401), (wrong, 401)]
+    if "/apis/ccompat/" in settings.schema_registry_url:  # Apicurio: roles; Confluent's: logins only
+        refusals.append((reader, 403))
+    for client, status in refusals:
+        with pytest.raises(SchemaRegistryError) as refused:
+            client.register_schema(subject, schema)
+        assert refused.value.http_status_code == status
+        with pytest.raises(SchemaRegistryError) as refused:
+            client.set_compatibility(subject_name=subject, level="NONE")
+        assert refused.value.http_status_code == status
+
+    schema_id = registry_as(settings, STOREFRONT).register_schema(subject, schema)
+    assert anonymous.get_schema(schema_id).schema_str
+    assert reader.lookup_schema(subject, schema).schema_id == schema_id  # a POST, but a read
+    assert registry.set_compatibility(subject_name=subject, level="FULL_TRANSITIVE")

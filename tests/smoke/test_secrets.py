@@ -25,7 +25,15 @@ def _secrets() -> dict[str, str]:
 
 
 def test_the_settings_define_passwords_to_look_for():
-    assert {"POSTGRES_PASSWORD", "PAYMENT_DB_PASSWORD", "SCHEMA_REGISTRY_DB_PASSWORD"} <= set(_secrets())
+    expected = {
+        "POSTGRES_PASSWORD",
+        "PAYMENT_DB_PASSWORD",
+        "SCHEMA_REGISTRY_DB_PASSWORD",
+        "KAFKA_ADMIN_PASSWORD",
+    }
+    assert expected | {"KAFKA_CONTROLLER_PASSWORD", "SCHEMA_REGISTRY_PROVISIONING_PASSWORD"} <= set(
+        _secrets()
+    )
 
 
 def test_no_password_is_on_any_command_line():

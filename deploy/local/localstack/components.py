@@ -24,7 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from localstack import install
 from localstack.paths import DEPLOY, REPO, STATE
 from localstack.process import ManagedProcess, port_open
-from shared.access import ADMIN
+from shared.access import ADMIN, REGISTRY_ROLES
 from shared.settings import HEALTH_PORTS, PROCESSES, ServiceName, Settings, libpq_dsn
 
 
@@ -345,6 +345,16 @@ class SchemaRegistry(Component):
             "apicurio.rest.deletion.group.enabled": "true",
             "apicurio.rest.deletion.artifact.enabled": "true",
             "apicurio.rest.deletion.artifact-version.enabled": "true",
+            # Its health and metrics port listens on every interface unless told.
+            "quarkus.management.host": "127.0.0.1",
+            # Writes need a login with a writing role (shared.access.REGISTRY_ROLES); reads need none.
+            # Without the first line Apicurio fails open: it allows everything, and says so only in
+            # its log, at the first request (healthy() checks that an anonymous write is refused).
+            "quarkus.http.auth.basic": "true",
+            "apicurio.auth.role-based-authorization": "true",
+            "apicurio.auth.anonymous-read-access.enabled": "true",
+            "quarkus.security.users.embedded.plain-text": "false",
+            "quarkus.security.users.embedded.algorithm": "digest-md5",
         }
         self.process.start(
             [
@@ -358,9 +368,22 @@ class SchemaRegistry(Component):
             ],
             # In its environment, not on its command line (which `ps` shows to every user, and the
             # log's start line records); Quarkus maps the variable to apicurio.datasource.password.
-            env={"APICURIO_DATASOURCE_PASSWORD": password},
+            env={"APICURIO_DATASOURCE_PASSWORD": password, **self._users()},
             cwd=app,
         )
+
+    def _users(self) -> dict[str, str]:
+        """The registry's logins, as Quarkus's embedded users in the environment: each password as
+        its digest (md5 of `user:Quarkus:password`, the realm Quarkus uses), never in clear."""
+        import hashlib
+
+        env = {}
+        for user, role in REGISTRY_ROLES.items():
+            password = self.settings.registry_login(user).partition(":")[2]
+            digest = hashlib.md5(f"{user}:Quarkus:{password}".encode()).hexdigest()
+            env[f"QUARKUS_SECURITY_USERS_EMBEDDED_USERS_{user.upper()}"] = digest
+            env[f"QUARKUS_SECURITY_USERS_EMBEDDED_ROLES_{user.upper()}"] = role
+        return env
 
     def healthy(self) -> bool:
         try:
@@ -370,6 +393,19 @@ class SchemaRegistry(Component):
 
     def after_healthy(self) -> None:
         from shared.provision import ensure_event_schemas
+
+        # Apicurio fails open when its authentication is misconfigured: refuse to go on if it does.
+        anonymous = httpx.post(
+            f"{self.settings.schema_registry_url}/subjects/provisioning-probe/versions",
+            json={"schema": '"string"'},
+            headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
+            timeout=10,
+        )
+        if anonymous.status_code != 401:
+            raise RuntimeError(
+                f"the schema registry took an anonymous write (HTTP {anonymous.status_code}): its "
+                f"authentication is off; see {self.process.log_file}"
+            )
 
         ensure_event_schemas(self.settings)
 

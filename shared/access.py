@@ -21,7 +21,7 @@ from confluent_kafka.admin import (
 from shared.settings import PROCESSES, SERVICES, ServiceName
 from shared.topics import OWNERS, STOREFRONT, dead_letter_topic, events_topic, topic_owners
 
-# What each process hears: the owners whose events its handler table names. tests/test_access.py
+# What each process hears: the owners whose events its handler table names. tests/unit/test_access.py
 # holds this to the handler tables, so that a new handler cannot go unheard (or a removed one stay
 # readable).
 HEARS: dict[ServiceName, tuple[str, ...]] = {
@@ -157,15 +157,19 @@ def writers_of(topic: str) -> set[str]:
         for p in PRINCIPALS
         for g in p.grants
         if g.resource == ResourceType.TOPIC
-        and AclOperation.WRITE in g.operations
+        and {AclOperation.WRITE, AclOperation.ALL} & set(g.operations)
         and (g.name == topic or g.name == ANY or (g.prefixed and topic.startswith(g.name)))
     }
 
 
 def replayable_topics() -> frozenset[str]:
-    """The events topics where a dead letter's replay header may be believed: those only their owner
-    and the operator may write. Anyone else able to write a topic could forge the header and make
-    every other group skip a record unread."""
+    """The events topics where a dead letter's replay header may be believed: a service's, which only
+    it and the operator may write. Anyone else able to write a topic could forge the header and make
+    every other group skip a record unread; so could the storefront, the one owner outside the
+    runtime, on its own OrderPlaced (only payment would act on it). Where the header is not believed,
+    a replay reaches every group, and those that handled the record skip it as handled."""
     return frozenset(
-        topic for topic, owner in topic_owners().items() if writers_of(topic) <= {owner, OPERATOR}
+        topic
+        for topic, owner in topic_owners().items()
+        if owner in SERVICES and writers_of(topic) <= {owner, OPERATOR}
     )

@@ -98,7 +98,12 @@ def ensure_access(settings: Settings, timeout: float = 30) -> AccessChanges:
             raise ValueError(f"{principal.password_setting.upper()} not set (see .env.example)")
     existing_users = admin.describe_user_scram_credentials(request_timeout=timeout).result()
     unnamed = sorted(set(existing_users) - set(PRINCIPAL_NAMES))
-    set_scram_passwords(admin, settings, passwords, remove=unnamed, timeout=timeout)
+    removals = [
+        UserScramCredentialDeletion(user, info.mechanism)
+        for user in unnamed
+        for info in existing_users[user].scram_credential_infos  # every mechanism it has
+    ]
+    set_scram_passwords(admin, settings, passwords, removals, timeout=timeout)
 
     every_acl = AclBindingFilter(
         ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
@@ -134,16 +139,21 @@ def set_scram_passwords(
     admin: AdminClient,
     settings: Settings,
     passwords: Mapping[str, str],
-    remove: Iterable[str] = (),
+    removals: Iterable[UserScramCredentialDeletion] = (),
     timeout: float = 30,
 ) -> None:
-    """Each user's SCRAM credential set to its password (created if new); `remove`'s deleted."""
+    """Each user's SCRAM credential set to its password (created if new), and `removals` made; a
+    credential already gone (another provisioner's doing) is no error."""
     mechanism = ScramMechanism[settings.kafka_sasl_mechanism.replace("-", "_")]
     info = ScramCredentialInfo(mechanism, SCRAM_ITERATIONS)
     changes = [UserScramCredentialUpsertion(u, info, p.encode()) for u, p in passwords.items()]
-    changes += [UserScramCredentialDeletion(u, mechanism) for u in remove]
+    changes += list(removals)
     for future in admin.alter_user_scram_credentials(changes, request_timeout=timeout).values():
-        future.result()
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].name() != "RESOURCE_NOT_FOUND":
+                raise
 
 
 @dataclass(frozen=True, slots=True)

@@ -32,6 +32,9 @@ HEALTH_PORTS: dict[ServiceName, int] = {
 }  # fmt: skip
 
 
+# What a Kafka or registry password may not contain (Settings._passwords_fit_where_they_go).
+_SYNTAX = frozenset('"\\,]$')
+
 # The checkout's root: its .env files apply wherever a command is run from. (An installed copy without
 # them reads the environment alone.)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +48,7 @@ class Settings(BaseSettings):
         env_file_encoding="utf-8",
         extra="ignore",
         frozen=True,
+        hide_input_in_errors=True,  # a refused setting's error must not print every password read
     )
 
     kafka_bootstrap_servers: str = "localhost:9092"
@@ -52,7 +56,8 @@ class Settings(BaseSettings):
     # broker refuses anything its ACLs do not allow. One password per principal: a process is given
     # its own (the dev stacks hand every process all of them, from .env.example).
     kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
-    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256"] = "SCRAM-SHA-512"
+    # The broker's configuration names this one (server.properties): it is not a choice of the client.
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
     # The CA that signed the broker's certificate, for SASL_SSL.
     kafka_ssl_ca_location: str | None = None
     kafka_admin_password: str | None = Field(default=None, repr=False)
@@ -124,6 +129,20 @@ class Settings(BaseSettings):
         if missing:
             names = ", ".join(f"{s.upper()}_DATABASE_URL" for s in missing)
             raise ValueError(f"{names} not set (see .env.example)")
+        return self
+
+    @model_validator(mode="after")
+    def _passwords_fit_where_they_go(self) -> Settings:
+        # Kafka and registry passwords go into JAAS lines, SCRAM format arguments, Jetty's password
+        # file and a netrc, each with its own quoting: characters that any of them would read as
+        # syntax are refused here, before anything is formatted or sent.
+        for name in type(self).model_fields:
+            if name.startswith(("kafka_", "schema_registry_")) and name.endswith("_password"):
+                value = getattr(self, name)
+                if value and (set(value) & _SYNTAX or any(c.isspace() for c in value)):
+                    raise ValueError(
+                        f"{name.upper()} may not hold whitespace or any of {' '.join(sorted(_SYNTAX))}"
+                    )
         return self
 
     @model_validator(mode="after")

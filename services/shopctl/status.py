@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.shopctl import kafka
+from services.shopctl.errors import CliError
 from shared.access import OPERATOR_GROUP_PREFIX
 from shared.settings import HEALTH_PORTS, PROCESSES, Settings, get_settings
 from shared.topics import dead_letter_topic
@@ -97,11 +98,15 @@ def run() -> None:
         components.add_row(name, shown, "[green]reachable[/]" if ok else "[red]unreachable[/]")
     console.print(components)
 
-    kafka_up = _reachable(s.kafka_bootstrap_servers, 9092)
-    admin = AdminClient(kafka.client()) if kafka_up else None
-    consumer = (
-        Consumer({**kafka.client(), "group.id": f"{OPERATOR_GROUP_PREFIX}status"}) if kafka_up else None
-    )
+    admin = consumer = None
+    if _reachable(s.kafka_bootstrap_servers, 9092):
+        try:  # reachable, but it may refuse the operator: say so, and show the rest without Kafka
+            config = kafka.checked()
+            admin = AdminClient(config)
+            consumer = Consumer({**config, "group.id": f"{OPERATOR_GROUP_PREFIX}status"})
+        except CliError as exc:
+            down += 1
+            console.print(f"[red]{exc}[/]")
     services = Table(
         "service",
         "health",

@@ -15,9 +15,10 @@ import pytest
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from shared.access import HEARS
 from shared.messaging.kafka_clients import producer_config
 from shared.settings import PROCESSES
-from shared.topics import OWNERS, STOREFRONT, dead_letter_topic, events_topic
+from shared.topics import OWNERS, dead_letter_topic, events_topic
 from tests.e2e.support import REPO
 
 SHOPCTL = shutil.which("shopctl") or str(Path(os.sys.executable).parent / "shopctl")
@@ -312,6 +313,9 @@ def test_a_refused_or_missing_kafka_login_is_named(services):
     assert "Authentication failed" in refused.stderr
     missing = shopctl("dlq", "list", env={"KAFKA_OPERATOR_PASSWORD": ""}, timeout=60)
     assert missing.returncode == 2 and "KAFKA_OPERATOR_PASSWORD not set" in missing.stderr, missing.stderr
+    status = shopctl("status", env={"KAFKA_OPERATOR_PASSWORD": "not-it"}, timeout=120)
+    assert status.returncode == 1 and "refused 'operator'" in status.stdout, status.stdout + status.stderr
+    assert "Traceback" not in status.stderr
 
 
 def test_load_publishes_at_a_rate_and_reports_every_outcome(services):
@@ -326,38 +330,46 @@ def test_load_publishes_at_a_rate_and_reports_every_outcome(services):
         assert figure in result.stdout
 
 
+def hearing(topic: str) -> set[str]:
+    return {p for p in PROCESSES if topic in {events_topic(o) for o in HEARS[p]}}
+
+
 def test_a_real_dead_letter_listed_shown_and_replayed_to_the_group_that_failed_it(settings, services):
-    letters = [dead_letter_topic(p) for p in PROCESSES]
+    # payment.events: a service's topic, where the replay header is believed (shared.access).
+    topic = events_topic("payment")
+    groups = hearing(topic)
+    letters = [dead_letter_topic(g) for g in groups]
     before = high_watermarks(settings, letters)
     producer = Producer(producer_config(settings.kafka_client("admin")))
-    producer.produce(events_topic(STOREFRONT), value=b"garbage, not avro", key=b"cli-dlq-test")
+    producer.produce(topic, value=b"garbage, not avro", key=b"cli-dlq-test")
     assert producer.flush(30) == 0
 
-    # Every group (all hear storefront.events) dead-letters it, and carries on.
+    # Every group hearing payment.events dead-letters it, and carries on.
     deadline = time.monotonic() + 60
     while any(n == before[t] for t, n in high_watermarks(settings, letters).items()):
         assert time.monotonic() < deadline, "some group never dead-lettered the garbage"
         time.sleep(0.2)
-    dlt = dead_letter_topic("payment")
+    dlt = dead_letter_topic("inventory")
     position = f"{dlt}:{before[f'{dlt}[0]']}"
 
     listed = shopctl("dlq", "list", "--topic", dlt)
     assert listed.returncode == 0 and position in listed.stdout and "undecodable" in listed.stdout
     shown = shopctl("dlq", "show", position)
     assert shown.returncode == 0
-    assert "dlt_consumer_group: payment" in shown.stdout and "payload does not decode" in shown.stdout
+    assert "dlt_consumer_group: inventory" in shown.stdout and "payload does not decode" in shown.stdout
 
     after_first = high_watermarks(settings, letters)
     replayed = shopctl("dlq", "replay", position)
     assert replayed.returncode == 0, replayed.stderr
     assert (
-        "for group payment" in replayed.stdout and "failed again in payment: undecodable" in replayed.stdout
+        "for group inventory" in replayed.stdout
+        and "failed again in inventory: undecodable" in replayed.stdout
     )
     # Once every other group has committed past the replayed record, it has skipped it or failed it.
     topic, partition, offset = re.search(r"to (\S+)\[(\d+)\]@(\d+)", replayed.stdout).groups()
     at = TopicPartition(topic, int(partition))
     admin = AdminClient(settings.kafka_client("admin"))
-    for group in set(PROCESSES) - {"payment"}:
+    for group in groups - {"inventory"}:
         deadline = time.monotonic() + 60
         while committed_offset(admin, group, at) <= int(offset):
             assert time.monotonic() < deadline, f"{group} never got past the replayed record"

@@ -76,3 +76,18 @@ def test_engines_add_the_connection_options_to_any_url():
     engine = service_engine("postgresql+psycopg://u:p@h/db", pool_size=1)
     assert engine.url.query.items() >= Settings().connection_options().items()
     assert conninfo_to_dict(libpq_dsn(engine.url)).items() >= Settings().connection_options().items()
+
+
+@pytest.mark.parametrize("password", ["two words", 'a"quote', "back\\slash", "com,ma", "brack]et", "dol$lar"])
+def test_a_kafka_or_registry_password_that_would_read_as_syntax_is_refused_without_echoing_it(password):
+    for field in ("kafka_order_password", "schema_registry_reader_password"):
+        with pytest.raises(ValidationError) as refused:
+            Settings(**{field: password})
+        assert field.upper() in str(refused.value)
+        assert password not in str(refused.value), "the error must not print the password"
+        assert "kafka-admin-dev" not in str(refused.value), "nor any other"
+
+
+def test_secrets_are_left_out_of_the_settings_repr():
+    shown = repr(Settings())
+    assert "kafka-admin-dev" not in shown and "orders-dev" not in shown

@@ -8,6 +8,11 @@ DATA=/var/lib/kafka/data
 MARKER="$DATA/.shop-admin-user"   # a plain file: Kafka reads only directories and its own files
 BIN=/opt/kafka/bin
 : "${KAFKA_ADMIN_PASSWORD:?}" "${KAFKA_CONTROLLER_PASSWORD:?}" "${CLUSTER_ID:?}"
+# They go into JAAS lines and SCRAM arguments: what those would read as syntax is refused (as the
+# Python settings refuse it, shared/settings.py).
+for pw in "$KAFKA_ADMIN_PASSWORD" "$KAFKA_CONTROLLER_PASSWORD"; do
+  case "$pw" in *[[:space:]\"\\,\]\$]*) echo "a Kafka password holds whitespace or one of \" \\ , ] \$" >&2; exit 2;; esac
+done
 # The tools below are short-lived JVMs: KAFKA_HEAP_OPTS (the broker's 512 MB) is for the broker only.
 BROKER_HEAP="${KAFKA_HEAP_OPTS:-}"
 export KAFKA_HEAP_OPTS="-Xmx128m"
@@ -59,4 +64,5 @@ sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$KAFKA_ADMIN_PASSWORD";
 PROPS
 export KAFKA_HEAP_OPTS="$BROKER_HEAP"
+rm -rf "$secrets" && trap - EXIT  # exec replaces this shell: its EXIT trap would never run
 exec "$BIN/kafka-server-start.sh" "$CONFIG"

@@ -5,6 +5,10 @@
 set -euo pipefail
 : "${KAFKA_SCHEMA_REGISTRY_PASSWORD:?}" "${SCHEMA_REGISTRY_PROVISIONING_PASSWORD:?}"
 : "${SCHEMA_REGISTRY_STOREFRONT_PASSWORD:?}" "${SCHEMA_REGISTRY_READER_PASSWORD:?}"
+for pw in "$KAFKA_SCHEMA_REGISTRY_PASSWORD" "$SCHEMA_REGISTRY_PROVISIONING_PASSWORD" \
+  "$SCHEMA_REGISTRY_STOREFRONT_PASSWORD" "$SCHEMA_REGISTRY_READER_PASSWORD"; do
+  case "$pw" in *[[:space:]\"\\,\]\$]*) echo "a password holds whitespace or one of \" \\ , ] \$" >&2; exit 2;; esac
+done
 umask 077
 dir=$(mktemp -d)
 

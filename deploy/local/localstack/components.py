@@ -200,6 +200,9 @@ class Kafka(Component):
 
     def launch(self) -> None:
         config = self._config("server.properties")
+        secrets = self._secrets()  # before anything is formatted
+        # A migration cut short (stack-up killed) may have left the unsecured broker running.
+        self._unsecured.stop()
         if not (STATE / "kafka" / "data" / "meta.properties").exists():
             # The admin user is written into the new storage; everyone else is provisioned.
             scram = f"{self.settings.kafka_sasl_mechanism}=[name={ADMIN},password={self._admin_password}]"
@@ -208,7 +211,7 @@ class Kafka(Component):
             self._admin_marker.touch()
         elif not self._admin_marker.exists():
             self._add_admin_to_unsecured_storage()
-        self.process.start(self._broker_command(config), env=self._secrets())
+        self.process.start(self._broker_command(config), env=secrets)
 
     @property
     def _admin_password(self) -> str:
@@ -216,16 +219,23 @@ class Kafka(Component):
 
     @property
     def _admin_marker(self) -> Path:
-        # Storage formatted before the broker authenticated has no admin user: see below.
-        return STATE / "kafka" / "admin-user-created"
+        # Storage formatted before the broker authenticated has no admin user (see below). In the
+        # data directory, so that it goes and comes with the storage (Kafka reads only directories
+        # and files of its own there).
+        return STATE / "kafka" / "data" / ".shop-admin-user"
+
+    @property
+    def _unsecured(self) -> ManagedProcess:
+        """The broker as it ran before logins, run once by a migration: a process of its own."""
+        return ManagedProcess(
+            "kafka-unsecured", STATE / "run" / "kafka-unsecured.pid", self.process.log_file, self.stop_signal
+        )
 
     def _secrets(self) -> dict[str, str]:
+        # Their characters were checked with the settings (Settings._passwords_fit_where_they_go).
         controller = self.settings.kafka_controller_password
         if not controller:
             raise RuntimeError("KAFKA_CONTROLLER_PASSWORD not set (see .env.example)")
-        for value in (self._admin_password, controller):
-            if '"' in value or "\\" in value:
-                raise RuntimeError("Kafka passwords may not hold '\"' or '\\': they go into JAAS lines")
         # Read by the broker's EnvVarConfigProvider (server.properties).
         return {"KAFKA_ADMIN_PASSWORD": self._admin_password, "KAFKA_CONTROLLER_PASSWORD": controller}
 
@@ -269,7 +279,8 @@ class Kafka(Component):
         from shared.provision import set_scram_passwords
 
         print("kafka: adding the admin user to storage from before authentication", flush=True)
-        self.process.start(self._broker_command(self._config("unsecured.properties")))
+        unsecured = self._unsecured
+        unsecured.start(self._broker_command(self._config("unsecured.properties")))
         try:
             deadline = time.monotonic() + self.start_timeout
             admin = AdminClient({"bootstrap.servers": self.settings.kafka_bootstrap_servers, "log_level": 0})
@@ -278,14 +289,14 @@ class Kafka(Component):
                     admin.list_topics(timeout=2)
                     break
                 except KafkaException as exc:
-                    if time.monotonic() > deadline or self.process.exited():
+                    if time.monotonic() > deadline or unsecured.exited():
                         raise RuntimeError(
                             f"kafka did not start unsecured: see {self.process.log_file}"
                         ) from exc
                     time.sleep(1)
             set_scram_passwords(admin, self.settings, {ADMIN: self._admin_password})
         finally:
-            self.process.stop()
+            unsecured.stop()
         self._admin_marker.touch()
 
     def healthy(self) -> bool:

@@ -16,9 +16,9 @@ from rich.table import Table
 
 from services.shopctl import kafka
 from services.shopctl.errors import CliError
-from shared.access import OPERATOR_GROUP_PREFIX
+from shared.access import HEARS, OPERATOR_GROUP_PREFIX
 from shared.settings import HEALTH_PORTS, PROCESSES, Settings, get_settings
-from shared.topics import dead_letter_topic
+from shared.topics import dead_letter_topic, events_topic
 
 console = Console()
 
@@ -56,9 +56,12 @@ def _lag(admin: AdminClient, consumer: Consumer, group: str) -> int | None:
         result = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(10)
     except KafkaException:
         return None
+    heard = {events_topic(owner) for owner in HEARS[group]}
     lag = 0
     for tp in result.topic_partitions:
-        if tp.offset < 0:
+        # Offsets a group still holds on a topic it no longer hears (order.events, before OrderPlaced
+        # moved) are history, not lag.
+        if tp.offset < 0 or tp.topic not in heard:
             continue
         _, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)
         lag += max(0, high - tp.offset)
@@ -121,9 +124,10 @@ def run() -> None:
     for process in PROCESSES:
         health = _health(process, s)
         down += health is None or not health.get("healthy")
-        lag = _lag(admin, consumer, process) if admin and consumer else None
+        # Not `if admin`: a client is falsy while its queue is empty (it has a __len__).
+        lag = _lag(admin, consumer, process) if admin is not None and consumer is not None else None
         dead = None
-        if consumer:
+        if consumer is not None:
             dead = consumer.get_watermark_offsets(TopicPartition(dead_letter_topic(process), 0), timeout=5)[1]
         backlog = _metric(process, "shop_outbox_backlog")
         parked = _metric(process, "shop_outbox_parked")
@@ -137,7 +141,7 @@ def run() -> None:
             "-" if dead is None else str(dead),
         )
     console.print(services)
-    if consumer:
+    if consumer is not None:
         consumer.close()
     if down:
         raise typer.Exit(1)

@@ -248,14 +248,17 @@ class Lag:
     def total(self) -> int:
         from confluent_kafka import ConsumerGroupTopicPartitions
 
+        from shared.access import HEARS
         from shared.settings import PROCESSES
+        from shared.topics import events_topic
 
         behind = 0
         for group in PROCESSES:  # the admin client lists one group's offsets per request
             request = [ConsumerGroupTopicPartitions(group)]
             (future,) = self._admin.list_consumer_group_offsets(request, request_timeout=10).values()
+            heard = {events_topic(owner) for owner in HEARS[group]}
             for tp in future.result(timeout=10).topic_partitions:
-                if not tp.topic.endswith(".events") or tp.offset < 0:
+                if tp.topic not in heard or tp.offset < 0:  # not stale offsets of a topic no longer heard
                     continue
                 _, high = self._watermarks.get_watermark_offsets(tp, timeout=10)
                 behind += max(0, high - tp.offset)

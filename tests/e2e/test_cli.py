@@ -398,3 +398,5 @@ def test_status_shows_every_component_and_service(services):
     assert result.returncode == 0, result.stdout
     for name in ("kafka", "schema registry", "postgres", "jaeger (otlp)", *PROCESSES):
         assert re.search(rf"{re.escape(name)}\s.*(reachable|healthy)", result.stdout), name
+    for process in PROCESSES:  # every figure there, the consumer lag a number (not "-")
+        assert re.search(rf"│ {process}\s+│ healthy\s+│ \d+\s+│ \d+\s+│ \d+\s+│", result.stdout), process

@@ -55,7 +55,7 @@ REGISTRY_PROVISIONING = "provisioning"
 REGISTRY_READER = "reader"
 REGISTRY_ROLES: dict[str, str] = {
     REGISTRY_PROVISIONING: "sr-admin",
-    "storefront": "sr-developer",
+    STOREFRONT: "sr-developer",
     REGISTRY_READER: "sr-readonly",
 }
 
@@ -76,11 +76,6 @@ def _topics(names: tuple[str, ...] | list[str], *operations: AclOperation) -> li
 class Principal:
     name: str
     grants: tuple[Grant, ...]
-
-    @property
-    def password_setting(self) -> str:
-        """The Settings field (and environment variable, upper-cased) holding its password."""
-        return f"kafka_{self.name.replace('-', '_')}_password"
 
     def acls(self) -> set[AclBinding]:
         pattern = {False: ResourcePatternType.LITERAL, True: ResourcePatternType.PREFIXED}

@@ -91,11 +91,7 @@ def ensure_access(settings: Settings, timeout: float = 30) -> AccessChanges:
     password its setting holds (set again each time, so that a changed password takes), its ACLs
     created, and every user and ACL the catalogue does not name removed."""
     admin = AdminClient(settings.kafka_client(ADMIN))
-    passwords = {}
-    for principal in PRINCIPALS:
-        passwords[principal.name] = getattr(settings, principal.password_setting)
-        if not passwords[principal.name]:
-            raise ValueError(f"{principal.password_setting.upper()} not set (see .env.example)")
+    passwords = {p.name: settings.kafka_client(p.name)["sasl.password"] for p in PRINCIPALS}
     existing_users = admin.describe_user_scram_credentials(request_timeout=timeout).result()
     unnamed = sorted(set(existing_users) - set(PRINCIPAL_NAMES))
     removals = [

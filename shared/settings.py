@@ -153,12 +153,7 @@ class Settings(BaseSettings):
     def kafka_client(self, principal: str) -> dict[str, str]:
         """librdkafka's connection and authentication settings for a client acting as `principal`
         (one of shared.access.PRINCIPAL_NAMES)."""
-        field = f"kafka_{principal.replace('-', '_')}_password"
-        password = getattr(self, field, None)
-        if not password:
-            raise ValueError(
-                f"{field.upper()} not set: the Kafka password of principal {principal!r} (see .env.example)"
-            )
+        password = self._password(f"kafka_{principal.replace('-', '_')}_password", f"principal {principal!r}")
         config = {
             "bootstrap.servers": self.kafka_bootstrap_servers,
             "security.protocol": self.kafka_security_protocol,
@@ -172,11 +167,13 @@ class Settings(BaseSettings):
 
     def registry_login(self, user: str) -> str:
         """The registry's basic-auth `user:password` for `user` (shared.access.REGISTRY_ROLES)."""
-        field = f"schema_registry_{user}_password"
+        return f"{user}:{self._password(f'schema_registry_{user}_password', f'registry user {user!r}')}"
+
+    def _password(self, field: str, whose: str) -> str:
         password = getattr(self, field, None)
         if not password:
-            raise ValueError(f"{field.upper()} not set: the registry password of {user!r} (see .env.example)")
-        return f"{user}:{password}"
+            raise ValueError(f"{field.upper()} not set: the password of {whose} (see .env.example)")
+        return password
 
     def connection_options(self) -> dict[str, str]:
         """The libpq parameters every connection of every process sets (services, relay, migrations,

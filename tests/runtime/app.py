@@ -32,6 +32,7 @@ from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory
 from shared.messaging.relay import OutboxRelay, RelaySettings
 from shared.messaging.retry import Backoff
+from shared.messaging.runtime import ServiceDefinition
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.settings import Settings
 
@@ -156,3 +157,26 @@ def build_relay(
         RelaySettings(batch_size=50, poll_interval=0.2),
         listen_dsn=listen_dsn,
     )
+
+
+def service_definition(
+    topics: TestTopics, unique: str, *, database_url: str, schema: str, health_port: int, **overrides: object
+) -> ServiceDefinition:
+    """A whole test service on this test's topics and schema (the runtime's Service runs it): charges
+    each OrderPlaced, as the admin (a test service is none of the principals); `overrides` replace
+    any field."""
+    fields: dict[str, object] = {
+        "name": f"svc-{unique}",
+        "kafka_principal": "admin",
+        "handlers": {OrderPlaced: charge},
+        "publishes": [PaymentCompleted],
+        "database_url": database_url,
+        "schema": schema,
+        "health_port": health_port,
+        "topic_for": topics.topic_for,
+        "topic_namespace": f"rt.{unique}.",
+        "consumer": ConsumerSettings(
+            group=f"svc-{unique}", topics=[topics.inbound], dead_letter_topic=topics.dead_letters
+        ),
+    }
+    return ServiceDefinition(**{**fields, **overrides})  # type: ignore[arg-type]

@@ -15,15 +15,13 @@ import httpx
 import psycopg
 from sqlalchemy import func, select, update
 
-from shared.contracts import OrderPlaced, PaymentCompleted
-from shared.messaging.consumer import ConsumerSettings
 from shared.messaging.headers import EVENT_ID
 from shared.messaging.parked import BEHIND, WAIT_FOR_RELAY_LOCK
 from shared.messaging.relay import OutboxRelay, RelaySettings
-from shared.messaging.runtime import Service, ServiceDefinition
+from shared.messaging.runtime import Service
 from shared.messaging.tables import outbox
 from shared.settings import libpq_dsn
-from tests.runtime.app import build_relay, charge
+from tests.runtime.app import build_relay, service_definition
 from tests.runtime.support import read_all
 from tests.waiting import eventually, until
 
@@ -206,21 +204,10 @@ def test_a_service_with_parked_rows_stays_healthy_and_says_who_holds_the_relay_l
     settings, database, topics, unique, kafka_config
 ):
     port = _closed_port()
-    definition = ServiceDefinition(
-        name=f"svc-{unique}",
-        kafka_principal="admin",  # a test service, not one of the principals
-        handlers={OrderPlaced: charge},
-        publishes=[PaymentCompleted],
-        database_url=database.url,
-        schema=database.role,
-        health_port=port,
-        topic_for=topics.topic_for,
-        topic_namespace=f"rt.{unique}.",
-        consumer=ConsumerSettings(
-            group=f"svc-{unique}", topics=[topics.inbound], dead_letter_topic=topics.dead_letters
-        ),
+    definition = service_definition(
+        topics, unique, database_url=database.url, schema=database.role, health_port=port,
         relay=RelaySettings(poll_interval=0.2, backlog_every=0.2, unhealthy_after=3),
-    )
+    )  # fmt: skip
     service = Service(definition, settings)
     thread = threading.Thread(target=service.run)
     thread.start()

@@ -8,10 +8,8 @@ import threading
 import httpx
 import pytest
 
-from shared.contracts import OrderPlaced, PaymentCompleted
-from shared.messaging.consumer import ConsumerSettings
-from shared.messaging.runtime import Service, ServiceDefinition
-from tests.runtime.app import charge
+from shared.messaging.runtime import Service
+from tests.runtime.app import service_definition
 from tests.runtime.test_service import free_port
 from tests.waiting import until
 
@@ -27,20 +25,10 @@ def test_a_refused_service_reports_itself_unhealthy_and_why(settings, database, 
         principal, settings = "admin", settings.model_copy(update={"kafka_admin_password": "not-it"})
     else:  # a real principal, in a group and on topics its ACLs do not name
         principal = "shipping"
-    definition = ServiceDefinition(
-        name=f"svc-{unique}",
+    definition = service_definition(
+        topics, unique, database_url=database.url, schema=database.role, health_port=port,
         kafka_principal=principal,
-        handlers={OrderPlaced: charge},
-        publishes=[PaymentCompleted],
-        database_url=database.url,
-        schema=database.role,
-        health_port=port,
-        topic_for=topics.topic_for,
-        topic_namespace=f"rt.{unique}.",
-        consumer=ConsumerSettings(
-            group=f"svc-{unique}", topics=[topics.inbound], dead_letter_topic=topics.dead_letters
-        ),
-    )
+    )  # fmt: skip
     service = Service(definition, settings)
     thread = threading.Thread(target=service.run)
     thread.start()

@@ -9,13 +9,12 @@ import time
 
 import httpx
 
-from shared.contracts import OrderPlaced, PaymentCompleted
 from shared.messaging.consumer import ConsumerSettings
 from shared.messaging.relay import RelaySettings
 from shared.messaging.retry import Backoff
-from shared.messaging.runtime import Service, ServiceDefinition
+from shared.messaging.runtime import Service
 from shared.messaging.tables import outbox
-from tests.runtime.app import charge, effects
+from tests.runtime.app import effects, service_definition
 from tests.runtime.support import read_all, run_worker
 from tests.waiting import until
 
@@ -32,16 +31,8 @@ def test_a_service_consumes_publishes_and_reports_health_and_metrics(
     settings, database, topics, storefront, unique, kafka_config
 ):
     port = free_port()
-    definition = ServiceDefinition(
-        name=f"svc-{unique}",
-        kafka_principal="admin",  # a test service, not one of the principals
-        handlers={OrderPlaced: charge},
-        publishes=[PaymentCompleted],
-        database_url=database.url,
-        schema=database.role,
-        health_port=port,
-        topic_for=topics.topic_for,
-        topic_namespace=f"rt.{unique}.",
+    definition = service_definition(
+        topics, unique, database_url=database.url, schema=database.role, health_port=port,
         consumer=ConsumerSettings(
             group=f"svc-{unique}",
             topics=[topics.inbound],
@@ -49,7 +40,7 @@ def test_a_service_consumes_publishes_and_reports_health_and_metrics(
             backoff=Backoff(0.05, 0.5),
         ),
         relay=RelaySettings(poll_interval=0.5),
-    )
+    )  # fmt: skip
     service = Service(definition, settings)
     thread = threading.Thread(target=service.run)
     thread.start()

@@ -55,10 +55,11 @@ class Settings(BaseSettings):
     # Every client authenticates (SASL/SCRAM) as the principal of its process (shared.access); the
     # broker refuses anything its ACLs do not allow. One password per principal: a process is given
     # its own (the dev stacks hand every process all of them, from .env.example).
-    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_PLAINTEXT"
+    kafka_security_protocol: Literal["SASL_PLAINTEXT", "SASL_SSL"] = "SASL_SSL"
     # The broker's configuration names this one (server.properties): it is not a choice of the client.
     kafka_sasl_mechanism: Literal["SCRAM-SHA-512"] = "SCRAM-SHA-512"
-    # The CA that signed the broker's certificate, for SASL_SSL.
+    # The CA that signed the broker's certificate, for SASL_SSL (PEM). A relative path is taken from
+    # the repository's root, so that the same .env.example serves every working directory.
     kafka_ssl_ca_location: str | None = None
     kafka_admin_password: str | None = Field(default=None, repr=False)
     kafka_order_password: str | None = Field(default=None, repr=False)
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     schema_registry_reader_password: str | None = Field(default=None, repr=False)
     # The broker's controller listener (PLAIN, a static user in its JAAS line): the broker's alone.
     kafka_controller_password: str | None = Field(default=None, repr=False)
+    # The broker's keystore (its TLS key and certificate, deploy/tls/issue.sh): the broker's alone.
+    kafka_keystore_password: str | None = Field(default=None, repr=False)
     # The local stack's registry (Apicurio) serves Confluent's API under this path; Confluent's own
     # registry (docker compose) serves it at the root: http://localhost:8081.
     schema_registry_url: str = "http://localhost:8081/apis/ccompat/v7"
@@ -162,7 +165,7 @@ class Settings(BaseSettings):
             "sasl.password": password,
         }
         if self.kafka_ssl_ca_location:
-            config["ssl.ca.location"] = self.kafka_ssl_ca_location
+            config["ssl.ca.location"] = str(REPO_ROOT / self.kafka_ssl_ca_location)  # an absolute one wins
         return config
 
     def registry_login(self, user: str) -> str:

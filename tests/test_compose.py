@@ -22,7 +22,8 @@ from localstack.components import all_components  # noqa: E402
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
-ONE_SHOT = {"kafka-init", "schemas-init", "postgres-init", "seed"}
+APP_JOBS = {"kafka-init", "schemas-init", "postgres-init", "seed"}  # the app image's one-shot jobs
+ONE_SHOT = APP_JOBS | {"kafka-tls"}  # kafka-tls runs in the broker's image, for its keytool
 INFRASTRUCTURE = {"kafka", "schema-registry", "postgres", "jaeger"}
 SETTING_NAMES = {name.upper() for name in Settings.model_fields}
 
@@ -72,7 +73,7 @@ def test_one_shot_jobs_run_the_shared_provisioning_and_the_seed():
     assert SERVICES["schemas-init"]["command"] == ["python", "-m", "shared.provision", "schemas"]
     assert SERVICES["postgres-init"]["command"] == ["python", "-m", "shared.provision", "database"]
     assert SERVICES["seed"]["command"] == ["python", "-m", "services.seed"]
-    for job in ONE_SHOT:
+    for job in APP_JOBS:
         assert SERVICES[job]["build"]["dockerfile"] == "deploy/Dockerfile"
         assert (REPO / SERVICES[job]["build"]["dockerfile"]).is_file()
 
@@ -100,7 +101,7 @@ def test_host_ports_are_the_local_stack_ports():
 
 
 def test_app_containers_are_configured_through_the_settings_names():
-    for job in ONE_SHOT:
+    for job in APP_JOBS:
         environment = SERVICES[job]["environment"]
         assert set(environment) <= SETTING_NAMES, set(environment) - SETTING_NAMES
         assert [e["path"] for e in SERVICES[job]["env_file"]] == [".env.example", ".env"]
@@ -130,7 +131,8 @@ def test_kafka_settings_match_the_local_broker():
     compose = properties("deploy/compose/kafka/server.properties")
     # Listeners and paths differ by design (compose has a listener for the host besides the containers'
     # and its JAAS line); everything else must agree.
-    differ = {"listeners", "advertised.listeners", "listener.security.protocol.map", "log.dirs"}
+    differ = {"listeners", "advertised.listeners", "listener.security.protocol.map", "log.dirs",
+              "ssl.keystore.location", "ssl.truststore.location"}  # fmt: skip
     only_compose = {"listener.name.host.scram-sha-512.sasl.jaas.config"}
     assert set(local) - differ == set(compose) - differ - only_compose
     for key in set(local) - differ:
@@ -139,7 +141,9 @@ def test_kafka_settings_match_the_local_broker():
     assert local["allow.everyone.if.no.acl.found"] == "false" and local["super.users"] == "User:admin"
     for listeners in (local, compose):
         protocols = dict(p.split(":") for p in listeners["listener.security.protocol.map"].split(","))
-        assert set(protocols.values()) == {"SASL_PLAINTEXT"}, "no listener without a login"
+        # Every client listener has TLS and a login; the controller, on loopback, a login.
+        assert protocols.pop("CONTROLLER") == "SASL_PLAINTEXT"
+        assert set(protocols.values()) == {"SASL_SSL"}, "no client listener without TLS and a login"
     assert "CONTROLLER://127.0.0.1:9093" in compose["listeners"].split(","), "the controller stays inside"
 
 
@@ -152,6 +156,27 @@ def test_kafka_starts_from_the_mounted_config_with_no_secret_in_compose():
     for name, value in dotenv_values(REPO / ".env.example").items():
         if name.endswith("PASSWORD") and value:
             assert value not in text, f"{name}'s value is written in docker-compose.yml"
+
+
+def test_every_kafka_client_in_compose_trusts_the_stack_ca():
+    tls = SERVICES["kafka-tls"]
+    assert "./.stack/tls:/etc/kafka/tls" in tls["volumes"]
+    assert "/opt/shop/tls/issue.sh" in tls["entrypoint"][-1]
+    assert SERVICES["kafka"]["depends_on"]["kafka-tls"]["condition"] == "service_completed_successfully"
+    assert "./.stack/tls:/etc/kafka/tls:ro" in SERVICES["kafka"]["volumes"]
+    for name, service in SERVICES.items():
+        env = service.get("environment", {})
+        if "KAFKA_BOOTSTRAP_SERVERS" in env:  # the app image: the Python settings
+            assert env["KAFKA_SSL_CA_LOCATION"] == "/etc/shop/tls/ca.crt", name
+            assert "./.stack/tls:/etc/shop/tls:ro" in service["volumes"], name
+    registry = SERVICES["schema-registry"]["environment"]
+    assert registry["SCHEMA_REGISTRY_KAFKASTORE_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert registry["SCHEMA_REGISTRY_KAFKASTORE_SSL_TRUSTSTORE_LOCATION"] == "/etc/shop/tls/ca.crt"
+    ui = SERVICES["kafka-ui"]["environment"]
+    assert ui["KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL"] == "SASL_SSL"
+    assert ui["KAFKA_CLUSTERS_0_PROPERTIES_SSL_TRUSTSTORE_LOCATION"] == "/etc/shop/tls/ca.crt"
+    start = (REPO / "deploy/compose/kafka/start.sh").read_text()
+    assert "security.protocol=SASL_SSL" in start and "ssl.truststore.location=/etc/kafka/tls/ca.crt" in start
 
 
 def test_versions_agree_with_the_local_stack():

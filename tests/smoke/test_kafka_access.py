@@ -6,13 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, KafkaError, Producer
 
 from shared.access import HEARS, OPERATOR
 from shared.messaging.kafka_clients import Refusals, producer_config
 from shared.settings import PROCESSES, SERVICES, Settings
 from shared.topics import STOREFRONT, dead_letter_topic, events_topic
+from tests.smoke.probes import refused_login
 
 
 def send(settings: Settings, principal: str, topic: str) -> KafkaError | None:
@@ -102,15 +102,6 @@ def test_the_operator_may_not_join_a_service_group_or_write_dead_letters(setting
     assert code == KafkaError.GROUP_AUTHORIZATION_FAILED
     refused = send(settings, OPERATOR, dead_letter_topic("payment"))
     assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
-
-
-def refused_login(config: dict[str, object]) -> list[KafkaError]:
-    errors: list[KafkaError] = []
-    admin = AdminClient({**config, "log_level": 0, "error_cb": errors.append})
-    with pytest.raises(KafkaException):
-        admin.list_topics(timeout=4)
-    admin.poll(0)  # serves the error callbacks
-    return errors
 
 
 def test_a_client_without_a_login_is_refused(settings):

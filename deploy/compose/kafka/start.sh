@@ -7,10 +7,10 @@ CONFIG=/etc/kafka/shop/server.properties
 DATA=/var/lib/kafka/data
 MARKER="$DATA/.shop-admin-user"   # a plain file: Kafka reads only directories and its own files
 BIN=/opt/kafka/bin
-: "${KAFKA_ADMIN_PASSWORD:?}" "${KAFKA_CONTROLLER_PASSWORD:?}" "${CLUSTER_ID:?}"
+: "${KAFKA_ADMIN_PASSWORD:?}" "${KAFKA_CONTROLLER_PASSWORD:?}" "${KAFKA_KEYSTORE_PASSWORD:?}" "${CLUSTER_ID:?}"
 # They go into JAAS lines and SCRAM arguments: what those would read as syntax is refused (as the
 # Python settings refuse it, shared/settings.py).
-for pw in "$KAFKA_ADMIN_PASSWORD" "$KAFKA_CONTROLLER_PASSWORD"; do
+for pw in "$KAFKA_ADMIN_PASSWORD" "$KAFKA_CONTROLLER_PASSWORD" "$KAFKA_KEYSTORE_PASSWORD"; do
   case "$pw" in *[[:space:]\"\\,\]\$]*) echo "a Kafka password holds whitespace or one of \" \\ , ] \$" >&2; exit 2;; esac
 done
 # The tools below are short-lived JVMs: KAFKA_HEAP_OPTS (the broker's 512 MB) is for the broker only.
@@ -59,7 +59,9 @@ fi
 
 # For the healthcheck: the admin's login, readable by this container's user alone.
 cat > /tmp/admin-client.properties <<PROPS
-security.protocol=SASL_PLAINTEXT
+security.protocol=SASL_SSL
+ssl.truststore.type=PEM
+ssl.truststore.location=/etc/kafka/tls/ca.crt
 sasl.mechanism=SCRAM-SHA-512
 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$KAFKA_ADMIN_PASSWORD";
 PROPS

@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from localstack import install
-from localstack.paths import DEPLOY, REPO, STATE
+from localstack.paths import DEPLOY, REPO, STATE, TLS
 from localstack.process import ManagedProcess, port_open
 from shared.access import ADMIN, REGISTRY_ROLES
 from shared.settings import HEALTH_PORTS, PROCESSES, ServiceName, Settings, libpq_dsn
@@ -201,6 +201,7 @@ class Kafka(Component):
     def launch(self) -> None:
         config = self._config("server.properties")
         secrets = self._secrets()  # before anything is formatted
+        self._issue_tls(secrets)
         # A migration cut short (stack-up killed) may have left the unsecured broker running.
         self._unsecured.stop()
         if not (STATE / "kafka" / "data" / "meta.properties").exists():
@@ -236,14 +237,50 @@ class Kafka(Component):
         controller = self.settings.kafka_controller_password
         if not controller:
             raise RuntimeError("KAFKA_CONTROLLER_PASSWORD not set (see .env.example)")
+        keystore = self.settings.kafka_keystore_password
+        if not keystore:
+            raise RuntimeError("KAFKA_KEYSTORE_PASSWORD not set (see .env.example)")
         # Read by the broker's EnvVarConfigProvider (server.properties).
-        return {"KAFKA_ADMIN_PASSWORD": self._admin_password, "KAFKA_CONTROLLER_PASSWORD": controller}
+        return {
+            "KAFKA_ADMIN_PASSWORD": self._admin_password,
+            "KAFKA_CONTROLLER_PASSWORD": controller,
+            "KAFKA_KEYSTORE_PASSWORD": keystore,
+        }
+
+    def _issue_tls(self, secrets: dict[str, str]) -> None:
+        """The stack's CA and the broker's certificate, made once (deploy/tls/issue.sh, which docker
+        compose runs too) with the keytool beside our java."""
+        keystore = TLS / "broker.p12"
+        if keystore.exists() and not os.access(keystore, os.R_OK):
+            raise RuntimeError(
+                f"{keystore} is not readable: docker compose's kafka-tls made it for its broker's user."
+                f" Remove {TLS} (as root) and start again: both stacks make new material there."
+            )
+        keytool = str(Path(install.java()).with_name("keytool"))
+        result = subprocess.run(
+            ["bash", str(REPO / "deploy" / "tls" / "issue.sh"), str(TLS)],
+            env={
+                **os.environ,
+                "KEYTOOL": keytool,
+                "KAFKA_KEYSTORE_PASSWORD": secrets["KAFKA_KEYSTORE_PASSWORD"],
+            },
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"issuing the broker's certificate failed:\n{result.stdout}{result.stderr}".strip()
+            )
+        if result.stdout.strip():
+            print(result.stdout.strip().splitlines()[-1], flush=True)
 
     def _config(self, template: str) -> Path:
         config = STATE / "kafka" / template
         config.parent.mkdir(parents=True, exist_ok=True)
         # safe_substitute: ${env:...} is the broker's own placeholder, left for it.
-        config.write_text(Template((DEPLOY / "kafka" / template).read_text()).safe_substitute(STATE=STATE))
+        config.write_text(
+            Template((DEPLOY / "kafka" / template).read_text()).safe_substitute(STATE=STATE, TLS=TLS)
+        )
         return config
 
     def _java(self) -> list[str]:

@@ -11,3 +11,6 @@ DEPLOY = REPO / "deploy" / "local"
 STATE = Path(os.environ.get("SHOP_STACK_STATE", REPO / ".stack"))
 # Downloaded and built components, keyed by a hash of their build inputs, reused by fresh clones.
 CACHE = Path(os.environ.get("SHOP_STACK_CACHE", Path.home() / ".cache" / "shop-stack"))
+# The broker's TLS material and the CA clients trust (deploy/tls/issue.sh): docker compose mounts the
+# same folder, so that .env.example's KAFKA_SSL_CA_LOCATION serves both stacks.
+TLS = REPO / ".stack" / "tls"

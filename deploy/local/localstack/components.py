@@ -234,18 +234,14 @@ class Kafka(Component):
 
     def _secrets(self) -> dict[str, str]:
         # Their characters were checked with the settings (Settings._passwords_fit_where_they_go).
-        controller = self.settings.kafka_controller_password
-        if not controller:
-            raise RuntimeError("KAFKA_CONTROLLER_PASSWORD not set (see .env.example)")
-        keystore = self.settings.kafka_keystore_password
-        if not keystore:
-            raise RuntimeError("KAFKA_KEYSTORE_PASSWORD not set (see .env.example)")
         # Read by the broker's EnvVarConfigProvider (server.properties).
-        return {
-            "KAFKA_ADMIN_PASSWORD": self._admin_password,
-            "KAFKA_CONTROLLER_PASSWORD": controller,
-            "KAFKA_KEYSTORE_PASSWORD": keystore,
-        }
+        secrets = {"KAFKA_ADMIN_PASSWORD": self._admin_password}
+        for name in ("KAFKA_CONTROLLER_PASSWORD", "KAFKA_KEYSTORE_PASSWORD"):
+            value = getattr(self.settings, name.lower())
+            if not value:
+                raise RuntimeError(f"{name} not set (see .env.example)")
+            secrets[name] = value
+        return secrets
 
     def _issue_tls(self, secrets: dict[str, str]) -> None:
         """The stack's CA and the broker's certificate, made once (deploy/tls/issue.sh, which docker

@@ -52,7 +52,7 @@ def connect_publisher(event_types: list[type[Event]], principal: str = STOREFRON
     then continues (sampled at OTEL_TRACES_SAMPLER_ARG, like everything else)."""
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-    from shared.messaging.publisher import EventPublisher
+    from shared.messaging.publisher import EventPublisher, PublishError
     from shared.messaging.tracing import configure_tracing
 
     s = settings()
@@ -68,6 +68,8 @@ def connect_publisher(event_types: list[type[Event]], principal: str = STOREFRON
         return EventPublisher(s, None, event_types, principal)  # source: each event's owner
     except ValueError as exc:  # a registry password not set
         raise bad_input(str(exc)) from exc
+    except PublishError as exc:  # the broker went away since the check
+        raise unavailable(str(exc)) from exc
     except SchemaRegistryError as exc:
         raise unavailable(f"schema registry at {s.schema_registry_url} refused: {exc}") from exc
     except Exception as exc:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from uuid import UUID, uuid4
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from shared.contracts import Event
 from shared.messaging.codec import EventCodec, registry_as
@@ -47,6 +47,16 @@ class EventPublisher:
         self._factory = MessageFactory(self.codec, source)
         self._producer = Producer(producer_config(settings.kafka_client(principal)))
         self._failures: list[KafkaError] = []
+        self._connect({self._factory.topic_of(t) for t in event_types})
+
+    def _connect(self, topics: set[str], timeout: float = 10) -> None:
+        """Log in and learn where the topics live before the first event, not during it: a cold
+        producer holds its first events half a second while it connects (TLS, SCRAM) and asks."""
+        for topic in sorted(topics):
+            try:
+                self._producer.list_topics(topic, timeout=timeout)
+            except KafkaException as exc:
+                raise PublishError(f"cannot reach the broker for {topic}: {exc.args[0].str()}") from exc
 
     def check_size(self, event: Event) -> None:
         """Raises OversizedEvent for an event no broker would take: check a batch before sending any."""

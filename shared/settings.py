@@ -102,6 +102,10 @@ class Settings(BaseSettings):
     timeline_reader_database_url: str = Field(
         default="postgresql+psycopg://timeline_reader@localhost:5432/shop", repr=False
     )
+    # How long an order may stay open after the order service first heard of it: then it is
+    # cancelled, naming the fact it waited for, and every service undoes its part (issue: sagas end).
+    order_saga_timeout_seconds: float = Field(default=30.0, gt=0)
+
     # /health and /metrics of a service process; containers listen on every interface.
     health_port: int | None = None
     health_host: str = "127.0.0.1"

@@ -1,8 +1,12 @@
 """`python -m services.order`: the order service's composition root."""
 
-from services.order.handlers import HANDLERS, NEEDS, PUBLISHES
+from datetime import timedelta
+
+from services.order.handlers import HANDLERS, NEEDS, PUBLISHES, deadlines
 from services.order.storage import OrderUnitOfWork
 from shared.messaging.runtime import serve
+from shared.settings import get_settings
 
 if __name__ == "__main__":
-    serve("order", HANDLERS, PUBLISHES, OrderUnitOfWork, NEEDS)
+    timeout = timedelta(seconds=get_settings().order_saga_timeout_seconds)
+    serve("order", HANDLERS, PUBLISHES, OrderUnitOfWork, NEEDS, timers=[deadlines(timeout)])

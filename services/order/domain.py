@@ -4,7 +4,8 @@ The order service orchestrates nothing: it listens to the facts the other servic
 when an order has ended. Facts may arrive in any order (they come from four topics), so the decision
 depends only on which facts are known, never on their sequence:
 - completed once a shipment was created;
-- cancelled once a failure happened and every compensation that failure calls for has happened.
+- cancelled once a failure happened and every compensation that failure calls for has happened;
+- cancelled when its deadline passes first, naming the fact it was still waiting for (`time_out`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from shared.contracts import (
     OrderCancelled,
     OrderCompleted,
     OrderPlaced,
+    PaymentCompleted,
     PaymentFailed,
     PaymentRefunded,
     ShipmentCreated,
     ShipmentFailed,
     StockReleased,
     StockReservationFailed,
+    StockReserved,
 )
 
 
@@ -40,6 +43,10 @@ COMPENSATIONS: dict[type[Event], frozenset[type[Event]]] = {
     StockReservationFailed: frozenset({PaymentRefunded}),
     ShipmentFailed: frozenset({PaymentRefunded, StockReleased}),
 }
+
+
+# The facts an order that goes well is made of, in the order the saga usually brings them.
+STEPS: tuple[type[Event], ...] = (OrderPlaced, PaymentCompleted, StockReserved, ShipmentCreated)
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,27 @@ def decide(order: Order) -> tuple[Order, Event | None]:
                 OrderCancelled(order_id=order.order_id, reason=order.failure or failure.type_name()),
             )
     return order, None
+
+
+def awaited(order: Order) -> list[type[Event]]:
+    """The facts the order still waits for: after a failure, its compensations; else the saga's steps."""
+    failures = [f for f in COMPENSATIONS if f in order.facts]
+    if failures:
+        return sorted(COMPENSATIONS[failures[0]] - order.facts, key=lambda t: t.type_name())
+    return [step for step in STEPS if step not in order.facts]
+
+
+def time_out(order: Order) -> tuple[Order, Event | None]:
+    """End an order whose deadline passed, if it is still open: cancelled, naming what never came.
+
+    The services that did their part for it hear the cancellation and undo it."""
+    if order.status is not OrderStatus.OPEN:
+        return order, None
+    missing = awaited(order)
+    reason = f"timed out waiting for {', '.join(t.type_name() for t in missing) or 'nothing'}"
+    if order.failure is not None:
+        reason = f"{order.failure}; {reason}"
+    return (
+        replace(order, status=OrderStatus.CANCELLED, failure=order.failure or reason),
+        OrderCancelled(order_id=order.order_id, reason=reason),
+    )

@@ -3,6 +3,8 @@ declare the order completed or cancelled when the facts say so (services/order/d
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from services.order import domain
 from services.order.storage import OrderUnitOfWork
 from shared.contracts import (
@@ -21,6 +23,7 @@ from shared.contracts import (
     StockReserved,
     StockShipped,
 )
+from shared.messaging.timers import Decided, Timer
 
 
 def advance_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> list[Event]:
@@ -29,6 +32,21 @@ def advance_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> lis
     order, ended = domain.decide(domain.learn(order, event))
     uow.orders.save(order)
     return [ended] if ended else []
+
+
+def deadlines(timeout: timedelta) -> Timer:
+    """The saga's deadline: an order still open `timeout` after its first fact is cancelled."""
+
+    def cancel_overdue_orders(uow: OrderUnitOfWork, limit: int) -> list[Decided]:
+        decided = []
+        for order, correlation_id in uow.orders.overdue(timeout, limit):
+            order, ended = domain.time_out(order)
+            uow.orders.save(order)
+            if ended is not None:
+                decided.append(Decided(ended, correlation_id))
+        return decided
+
+    return Timer("order deadlines", cancel_overdue_orders)  # type: ignore[arg-type]
 
 
 def the_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +19,7 @@ from sqlalchemy import (
     Text,
     Uuid,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -43,6 +45,8 @@ orders = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("orders_status", "status"),
+    # The open orders by age, for their deadlines (created_at + ORDER_SAGA_TIMEOUT_SECONDS).
+    Index("orders_open_since", "created_at", postgresql_where=text("status = 'open'")),
 )
 
 # "Where is order X and how did it get there": every event that moved it, with its time and cause.
@@ -97,6 +101,12 @@ class Orders(Repository[UUID, Order]):
             "reason": order.failure,
             "tracking_number": order.tracking_number,
         }
+
+    def overdue(self, timeout: timedelta, limit: int) -> list[tuple[Order, UUID]]:
+        """Open orders first heard of `timeout` ago or longer, with their correlation ids; rows another
+        transaction holds (a batch deciding them now) are left for the next look."""
+        found = self.load_where("status = 'open' AND created_at <= now() - %s", (timeout,), limit)
+        return [(order, row.correlation_id) for order, row in found]
 
     def get(self, order_id: UUID) -> Order:  # type: ignore[override]
         order = super().get(order_id)

@@ -65,3 +65,8 @@ REPOSITORY_MISSES = Counter(
     "Rows a handler read that no declaration had it prefetch: one round trip each.",
     ["table"],
 )
+TIMER_DECISIONS = Counter(
+    "shop_timer_decisions_total",
+    "Events a timer decided (e.g. orders cancelled at their deadline).",
+    ["service", "timer"],
+)

@@ -188,6 +188,22 @@ class Repository(ABC, Generic[K, E]):
         for key in keys:
             self._rows[key] = found.get(key)
 
+    def load_where(self, condition: str, params: Sequence[object], limit: int) -> list[tuple[E, Any]]:
+        """Up to `limit` rows meeting `condition` (SQL on the table's columns, `%s` parameters) that no
+        other transaction holds, taken FOR UPDATE: for work the clock starts (timers.py), where nobody
+        names the keys in advance. Each as its entity, which joins the identity map to be saved and
+        flushed as usual, and its row."""
+        st = self.statements
+        rows = self._sql.execute(
+            f"SELECT {', '.join(st.columns)} FROM {st.table.name} WHERE {condition} "
+            f"ORDER BY {st.key} LIMIT %s FOR UPDATE SKIP LOCKED",
+            (*params, limit),
+        ).fetchall()
+        found = [(self.entity(row), row) for row in rows]
+        for entity, _ in found:
+            self._rows[self.key_of(entity)] = entity
+        return found
+
     def insert_now(self, entities: Iterable[E], on_conflict: str = "") -> None:
         """Outside a batch (seeding): insert these at once, in one statement."""
         rows = [self.row(e) for e in entities]

@@ -28,6 +28,7 @@ from shared.messaging.logs import configure_logging
 from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory, owners_topic
 from shared.messaging.relay import OutboxRelay, RelaySettings
+from shared.messaging.timers import Timer, TimerRunner
 from shared.messaging.tracing import configure_tracing
 from shared.messaging.unit_of_work import Needs, UnitOfWork
 from shared.migrations import migrate
@@ -58,6 +59,8 @@ class ServiceDefinition:
     consumer: ConsumerSettings | None = None
     relay: RelaySettings = field(default_factory=RelaySettings)
     hooks: Hooks = field(default_factory=Hooks)
+    # What it does when time passes (timers.py): deadlines.
+    timers: Sequence[Timer] = ()
 
     def consumer_settings(self) -> ConsumerSettings:
         if self.consumer is not None:
@@ -114,6 +117,20 @@ class Service:
             topic_namespace=definition.topic_namespace or namespace(definition.name),
         )
         self._relay_thread = threading.Thread(target=self._run_relay, name="outbox-relay", daemon=True)
+        self.timers = (
+            TimerRunner(
+                engine=self.engine,
+                service=definition.name,
+                uow_factory=definition.uow_factory,
+                factory=factory,
+                timers=definition.timers,
+            )
+            if definition.timers
+            else None
+        )
+        self._timer_thread = (
+            threading.Thread(target=self._run_timers, name="timers", daemon=True) if self.timers else None
+        )
         self.failed = False
 
     def _run_relay(self) -> None:
@@ -124,6 +141,15 @@ class Service:
             self.failed = True
             self.stop.set()  # a service that cannot publish must not keep consuming
 
+    def _run_timers(self) -> None:
+        assert self.timers is not None
+        try:
+            self.timers.run(self.stop)
+        except Exception:
+            log.exception("timers stopped on an unexpected error")
+            self.failed = True
+            self.stop.set()  # a deadline that can never fire must not pass unnoticed
+
     def health(self) -> dict[str, object]:
         now = time.monotonic()
         since_poll = now - self.consumer.last_poll
@@ -132,9 +158,11 @@ class Service:
         # Parked rows are counted, not judged: the rest of the outbox flows past them.
         relay = self.relay.health()
         refused = self.refusals.recent()
+        timers = self.timers.health(now) if self.timers else {}
         return {
             "healthy": relay_alive
             and refused is None
+            and bool(timers.get("timers_healthy", True))
             and since_poll < 60
             and bool(relay["relay_healthy"])
             and not self.stop.is_set(),
@@ -144,6 +172,7 @@ class Service:
             "relay_alive": relay_alive,
             "kafka_refused": refused,
             **relay,
+            **timers,
         }
 
     def run(self) -> None:
@@ -154,12 +183,16 @@ class Service:
         if self.definition.health_port:
             serve_health(self.definition.health_host, self.definition.health_port, self.health)
         self._relay_thread.start()
+        if self._timer_thread:
+            self._timer_thread.start()
         log.info("%s running", self.definition.name)
         try:
             self.consumer.run(self.stop)
         finally:
             self.stop.set()
             self._relay_thread.join(timeout=30)
+            if self._timer_thread:
+                self._timer_thread.join(timeout=30)
             self.engine.dispose()
             log.info("%s stopped", self.definition.name)
         if self.failed:
@@ -185,6 +218,7 @@ def serve(
     publishes: Sequence[type[Event]],
     uow_factory: Callable[[Connection], UnitOfWork],
     needs: Needs | None = None,
+    timers: Sequence[Timer] = (),
 ) -> None:
     """A service's whole entrypoint: settings, logs, migrations, then the runtime until SIGTERM."""
     settings = get_settings()
@@ -198,6 +232,7 @@ def serve(
         database_url=url.render_as_string(hide_password=False),
         uow_factory=uow_factory,
         needs=needs or {},
+        timers=timers,
         schema=url.username or name,
         health_port=settings.health_port or HEALTH_PORTS[name],
         health_host=settings.health_host,

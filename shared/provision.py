@@ -12,7 +12,9 @@ import logging
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from urllib.parse import quote
 
+import httpx
 import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
@@ -32,7 +34,14 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from psycopg import sql
 from sqlalchemy.engine import URL
 
-from shared.access import ADMIN, PRINCIPAL_NAMES, PRINCIPALS, REGISTRY_PROVISIONING, desired_acls
+from shared.access import (
+    ADMIN,
+    PRINCIPAL_NAMES,
+    PRINCIPALS,
+    REGISTRY_PROVISIONING,
+    REGISTRY_ROLES,
+    desired_acls,
+)
 from shared.contracts import EVENT_TYPES, Event
 from shared.settings import PROCESSES, Settings, get_settings, libpq_dsn
 from shared.topics import TOPICS, TopicSpec
@@ -188,7 +197,43 @@ def ensure_event_schemas(settings: Settings, event_types: Iterable[type[Event]] 
     for event_type in types:  # the level first: it judges the version registered next
         registry.set_compatibility(subject_name=subject_name(event_type), level=COMPATIBILITY)
     EventCodec(registry).register(types)
+    if "/apis/ccompat/" in settings.schema_registry_url:  # Apicurio; Confluent's has no owners
+        ensure_subject_owners(settings, {subject_name(t): subject_owner(t) for t in types})
     return [subject_name(t) for t in types]
+
+
+def subject_owner(event_type: type[Event]) -> str:
+    """Who owns an event's subject in the registry: its owner, if that owner has a registry login
+    (the storefront), else provisioning."""
+    return event_type.owner if event_type.owner in REGISTRY_ROLES else REGISTRY_PROVISIONING
+
+
+def registry_artifact_url(settings: Settings, subject: str) -> str:
+    """A subject as Apicurio's core API (v3) knows it: an artifact of the default group, where its
+    Confluent API keeps subjects (no X-Registry-GroupId header)."""
+    root = settings.schema_registry_url.split("/apis/ccompat/")[0]
+    return f"{root}/apis/registry/v3/groups/default/artifacts/{quote(subject, safe='')}"
+
+
+def ensure_subject_owners(settings: Settings, owners: Mapping[str, str]) -> list[str]:
+    """Give each subject its owner (Apicurio only). Only a subject's owner, or an admin, may change
+    it; whoever creates a subject owns it, here provisioning: this hands the storefront its own, takes
+    back one someone else created first, and migrates a registry from before owners counted. Returns
+    the subjects changed."""
+    user, _, password = settings.registry_login(REGISTRY_PROVISIONING).partition(":")
+    changed: list[str] = []
+    with httpx.Client(auth=(user, password), timeout=10) as client:
+        for subject, owner in owners.items():
+            url = registry_artifact_url(settings, subject)
+            try:
+                current = client.get(url).raise_for_status().json().get("owner")
+                if current != owner:  # provisioning is sr-admin: it may hand over what it does not own
+                    client.put(url, json={"owner": owner}).raise_for_status()
+                    changed.append(subject)
+                    log.info("%s: owner %s, was %s", subject, owner, current)
+            except httpx.HTTPError as exc:
+                raise ProvisioningError(f"{subject}: cannot make {owner} its owner: {exc}") from exc
+    return changed
 
 
 def ensure_roles_and_schemas(settings: Settings) -> None:
@@ -310,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("what", choices=["topics", "access", "kafka", "schemas", "database", "all"])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx2").setLevel(logging.WARNING)  # the registry client's every request
+    for noisy in ("httpx", "httpx2"):  # every request, of the registry client and of its owners
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     settings = get_settings()
     try:
         if args.what in ("topics", "kafka", "all"):

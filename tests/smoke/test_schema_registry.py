@@ -1,9 +1,10 @@
-"""The registry speaks Confluent's REST API for real: ids, compatibility, and the Avro serdes."""
+"""The registry speaks Confluent's REST API for real: ids, compatibility, Avro serdes, who may write."""
 
 from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 from confluent_kafka.schema_registry import Schema
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
@@ -145,3 +146,80 @@ def test_writes_need_a_login_with_a_writing_role_and_reads_need_none(registry, s
     assert anonymous.get_schema(schema_id).schema_str
     assert reader.lookup_schema(subject, schema).schema_id == schema_id  # a POST, but a read
     assert registry.set_compatibility(subject_name=subject, level="FULL_TRANSITIVE")
+
+
+NOTE = {"name": "note", "type": "string", "default": "", "doc": "With a default."}
+
+
+def _owner_checked(settings) -> None:
+    if "/apis/ccompat/" not in settings.schema_registry_url:
+        pytest.skip("Confluent's open-source registry has no owners: any login may write any subject")
+
+
+def _refused(status: int, attempt) -> None:
+    with pytest.raises(SchemaRegistryError) as refused:
+        attempt()
+    assert refused.value.http_status_code == status
+
+
+def test_the_storefront_may_not_change_another_owners_subject(registry, subject, settings):
+    """Apicurio's owner-only authorization: a writer (sr-developer) changes only the subjects it owns;
+    provisioning (sr-admin) changes any."""
+    from shared.contracts import EVENT_TYPES
+    from shared.messaging.codec import subject_name
+    from shared.provision import registry_artifact_url
+
+    _owner_checked(settings)
+    storefront = registry_as(settings, STOREFRONT)
+    registry.register_schema(subject, Schema(json.dumps(PROBE_V1), "AVRO"))  # provisioning owns it
+    _refused(403, lambda: storefront.register_schema(subject, _with_fields(NOTE)))
+    _refused(403, lambda: storefront.set_compatibility(subject_name=subject, level="NONE"))
+    _refused(403, lambda: storefront.delete_version(subject, 1))
+    _refused(403, lambda: storefront.delete_subject(subject))
+    # Nor may it make itself the owner, through Apicurio's own API.
+    user, _, password = settings.registry_login(STOREFRONT).partition(":")
+    taken = httpx.put(
+        registry_artifact_url(settings, subject),
+        json={"owner": STOREFRONT},
+        auth=(user, password),
+        timeout=10,
+    )
+    assert taken.status_code == 403
+    assert registry.get_versions(subject) == [1]
+    registry.register_schema(subject, _with_fields(NOTE))  # provisioning still may
+
+    # A real subject, with a schema no level takes: 403, not 409, says the owner check refused it
+    # before compatibility was asked; so nothing can be written to it.
+    paid = subject_name(EVENT_TYPES["PaymentCompleted"])
+    _refused(403, lambda: storefront.register_schema(paid, Schema('"string"', "AVRO")))
+    _refused(409, lambda: registry.register_schema(paid, Schema('"string"', "AVRO")))
+
+
+def test_the_storefront_changes_the_subjects_it_owns(registry, subject, settings):
+    """Provisioning registers every schema, then hands each subject to its event's owner if that owner
+    has a registry login: the storefront gets OrderPlaced's, and registers it itself (shopctl)."""
+    from shared.contracts import EVENT_TYPES
+    from shared.messaging.codec import EventCodec, subject_name
+    from shared.provision import ensure_subject_owners, registry_artifact_url, subject_owner
+
+    _owner_checked(settings)
+    for event_type in EVENT_TYPES.values():  # reads need no login
+        meta = httpx.get(registry_artifact_url(settings, subject_name(event_type)), timeout=10).json()
+        assert meta["owner"] == subject_owner(event_type), event_type.__name__
+    placed = EVENT_TYPES["OrderPlaced"]
+    assert subject_owner(placed) == STOREFRONT
+
+    storefront = registry_as(settings, STOREFRONT)
+    EventCodec(storefront).register([placed])  # what shopctl does: the same schema, the same version
+    # A schema no level takes: 409, not 403, says the owner check let it through to compatibility.
+    _refused(409, lambda: storefront.register_schema(subject_name(placed), Schema('"string"', "AVRO")))
+
+    # A subject provisioning created is the storefront's once handed over (how an older registry,
+    # where provisioning created OrderPlaced's subject, is migrated); handing it twice changes nothing.
+    registry.register_schema(subject, Schema(json.dumps(PROBE_V1), "AVRO"))
+    _refused(403, lambda: storefront.register_schema(subject, _with_fields(NOTE)))
+    assert ensure_subject_owners(settings, {subject: STOREFRONT}) == [subject]
+    assert ensure_subject_owners(settings, {subject: STOREFRONT}) == []
+    storefront.register_schema(subject, _with_fields(NOTE))
+    assert registry.get_versions(subject) == [1, 2]
+    assert registry.set_compatibility(subject_name=subject, level="FULL_TRANSITIVE")  # provisioning's still

@@ -397,6 +397,10 @@ class SchemaRegistry(Component):
             "quarkus.http.auth.basic": "true",
             "apicurio.auth.role-based-authorization": "true",
             "apicurio.auth.anonymous-read-access.enabled": "true",
+            # sr-developer alone may write any subject: with this, only a subject's owner may change
+            # or delete it (the storefront its OrderPlaced, which provisioning hands it); sr-admin is
+            # exempt. A subject nobody owns yet stays creatable by any writer.
+            "apicurio.auth.owner-only-authorization": "true",
             "quarkus.security.users.embedded.plain-text": "false",
             "quarkus.security.users.embedded.algorithm": "digest-md5",
         }

@@ -26,9 +26,9 @@ from shared.topics import OWNERS, STOREFRONT, dead_letter_topic, events_topic, t
 # readable).
 HEARS: dict[ServiceName, tuple[str, ...]] = {
     "order": ("storefront", "inventory", "payment", "shipping"),
-    "inventory": ("storefront", "payment", "shipping"),
-    "payment": ("storefront", "inventory", "shipping"),
-    "shipping": ("storefront", "inventory"),
+    "inventory": ("storefront", "order", "payment", "shipping"),
+    "payment": ("storefront", "order", "inventory", "shipping"),
+    "shipping": ("storefront", "order", "inventory"),
     "timeline": OWNERS,
 }
 

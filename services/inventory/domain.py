@@ -3,7 +3,8 @@
 Stock per SKU is split into `available` and `reserved`; what ships leaves both. So at any time,
 available + reserved = what was stocked - what shipped, and neither ever goes below zero.
 An order is reserved when both its lines (from OrderPlaced) and its payment (PaymentCompleted) are
-known, whichever arrives first; all its lines or none.
+known, whichever arrives first; all its lines or none. An order heard cancelled gives back whatever
+it held, reserved or shipped (a shipment called off comes back to stock), and is never reserved after.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class ReservationState(StrEnum):
     FAILED = "failed"
     RELEASED = "released"
     SHIPPED = "shipped"
+    CANCELLED = "cancelled"  # heard cancelled before anything was held: never reserved from then on
 
 
 @dataclass(frozen=True)
@@ -107,3 +109,22 @@ def ship(reservation: Reservation, stock: Mapping[str, Stock]) -> tuple[Reservat
         for sku, q in reservation.lines
     }
     return replace(reservation, state=ReservationState.SHIPPED), changed
+
+
+def cancel(
+    reservation: Reservation, stock: Mapping[str, Stock], reason: str
+) -> tuple[Reservation, dict[str, Stock]]:
+    """The order was cancelled: give back what it holds, reserved or shipped, and hold nothing for it
+    again. The changed stock is empty where nothing was held."""
+    if reservation.state is ReservationState.RESERVED:
+        return release(reservation, stock, reason)
+    if reservation.state is ReservationState.SHIPPED:
+        assert reservation.lines is not None
+        changed = {
+            sku: replace(stock[sku], available=stock[sku].available + q, shipped=stock[sku].shipped - q)
+            for sku, q in reservation.lines
+        }
+        return replace(reservation, state=ReservationState.RELEASED, reason=reason), changed
+    if reservation.state is ReservationState.WAITING:
+        return replace(reservation, state=ReservationState.CANCELLED, reason=reason), {}
+    return reservation, {}  # failed or released already: nothing is held

@@ -1,5 +1,5 @@
 """What inventory does: learn an order's lines, reserve them once it is paid, release them when shipping
-fails, and take them out of stock when they ship."""
+fails or the order is cancelled, and take them out of stock when they ship."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from services.inventory.storage import InventoryUnitOfWork
 from shared.contracts import (
     Envelope,
     Event,
+    OrderCancelled,
     OrderPlaced,
     PaymentCompleted,
     ShipmentCreated,
@@ -66,6 +67,21 @@ def release_reservation(event: ShipmentFailed, uow: InventoryUnitOfWork, envelop
     return [StockReleased(order_id=event.order_id, lines=_stock_lines(reservation), reason=reason)]
 
 
+def release_for_cancelled_order(
+    event: OrderCancelled, uow: InventoryUnitOfWork, envelope: Envelope
+) -> list[Event]:
+    reservation = uow.reservations.get(event.order_id)
+    held = reservation.state in (ReservationState.RESERVED, ReservationState.SHIPPED)
+    stock = uow.stock.of(sku for sku, _ in reservation.lines or ()) if held else {}
+    reason = f"order cancelled: {event.reason}"
+    reservation, changed = domain.cancel(reservation, stock, reason)
+    uow.stock.save_all(changed)
+    uow.reservations.save(reservation)
+    if not held:
+        return []
+    return [StockReleased(order_id=event.order_id, lines=_stock_lines(reservation), reason=reason)]
+
+
 def hand_over_to_shipping(
     event: ShipmentCreated, uow: InventoryUnitOfWork, envelope: Envelope
 ) -> list[Event]:
@@ -105,6 +121,7 @@ HANDLERS = {
     PaymentCompleted: reserve_paid_order,
     ShipmentFailed: release_reservation,
     ShipmentCreated: hand_over_to_shipping,
+    OrderCancelled: release_for_cancelled_order,
 }
 # What each handler reads, prefetched for the whole batch before any of them runs.
 NEEDS = dict.fromkeys(HANDLERS, reservation_and_its_stock)

@@ -16,6 +16,7 @@ from shared.contracts import (
     PaymentCompleted,
     PaymentFailed,
     PaymentRefunded,
+    ShipmentCancelled,
     ShipmentCreated,
     ShipmentFailed,
     StockReleased,
@@ -73,6 +74,7 @@ HANDLERS = {
         StockShipped,
         ShipmentCreated,
         ShipmentFailed,
+        ShipmentCancelled,
     )
 }
 # What each handler reads, prefetched for the whole batch before any of them runs.

@@ -34,6 +34,15 @@ class Payment:
     reason: str | None = None
 
 
+@dataclass(frozen=True)
+class Cancellation:
+    """An order payment heard was cancelled: nothing is charged for it from then on, however late its
+    OrderPlaced comes."""
+
+    order_id: UUID
+    reason: str
+
+
 class Refusal(StrEnum):
     UNKNOWN_CUSTOMER = "unknown customer"
     BLOCKED = "customer is blocked"

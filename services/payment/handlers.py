@@ -1,15 +1,18 @@
-"""What payment does when it hears of an order: charge it; and when the order cannot go on: refund it."""
+"""What payment does when it hears of an order: charge it; and when the order cannot go on, or was
+cancelled (however late either comes): refund it, and never charge it afterwards."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from uuid import UUID
 
 from services.payment import domain
-from services.payment.domain import PaymentStatus
+from services.payment.domain import Cancellation, PaymentStatus
 from services.payment.storage import PaymentUnitOfWork
 from shared.contracts import (
     Envelope,
     Event,
+    OrderCancelled,
     OrderPlaced,
     PaymentCompleted,
     PaymentFailed,
@@ -22,6 +25,8 @@ from shared.contracts import (
 def charge_for_order(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envelope) -> list[Event]:
     if uow.payments.get(event.order_id) is not None:
         return []  # already charged (or refused): never twice
+    if uow.cancellations.get(event.order_id) is not None:
+        return []  # placed after it was cancelled (a late fact): nothing to charge, nothing to say
     customer = uow.customers.get(event.customer_id)
     customer, payment = domain.charge(
         customer, event.customer_id, event.order_id, event.total, event.currency
@@ -53,18 +58,26 @@ def charge_for_order(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envel
 def refund_payment(
     event: StockReservationFailed | ShipmentFailed, uow: PaymentUnitOfWork, envelope: Envelope
 ) -> list[Event]:
-    payment = uow.payments.get(event.order_id)
+    return _refund(event.order_id, f"{event.type_name()}: {event.reason}", uow)
+
+
+def refund_cancelled_order(event: OrderCancelled, uow: PaymentUnitOfWork, envelope: Envelope) -> list[Event]:
+    uow.cancellations.add(Cancellation(event.order_id, event.reason))
+    return _refund(event.order_id, f"order cancelled: {event.reason}", uow)
+
+
+def _refund(order_id: UUID, reason: str, uow: PaymentUnitOfWork) -> list[Event]:
+    payment = uow.payments.get(order_id)
     if payment is None or payment.status is not PaymentStatus.CHARGED:
         return []  # nothing was charged, or it was refunded already
     customer = uow.customers.get(payment.customer_id)
     assert customer is not None, "a charged payment's customer exists"
-    reason = f"{event.type_name()}: {event.reason}"
     customer, refunded = domain.refund(customer, payment, reason)
     uow.customers.save(customer)
     uow.payments.save(refunded)
     return [
         PaymentRefunded(
-            order_id=event.order_id,
+            order_id=order_id,
             payment_id=payment.payment_id,
             amount=refunded.amount,
             currency=refunded.currency,
@@ -75,6 +88,7 @@ def refund_payment(
 
 def order_and_customer(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envelope) -> Iterator[None]:
     uow.payments.want([event.order_id])
+    uow.cancellations.want([event.order_id])
     yield  # customers are read in the second stage, all at once, whatever each needs them for
     uow.customers.want([event.customer_id])
 
@@ -91,11 +105,13 @@ HANDLERS = {
     OrderPlaced: charge_for_order,
     StockReservationFailed: refund_payment,
     ShipmentFailed: refund_payment,
+    OrderCancelled: refund_cancelled_order,
 }
 # What each handler reads, prefetched for the whole batch before any of them runs.
 NEEDS = {
     OrderPlaced: order_and_customer,
     StockReservationFailed: payment_and_its_customer,
     ShipmentFailed: payment_and_its_customer,
+    OrderCancelled: payment_and_its_customer,
 }
 PUBLISHES = [PaymentCompleted, PaymentFailed, PaymentRefunded]

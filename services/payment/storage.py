@@ -20,7 +20,7 @@ from sqlalchemy import (
     func,
 )
 
-from services.payment.domain import Customer, Payment, PaymentStatus
+from services.payment.domain import Cancellation, Customer, Payment, PaymentStatus
 from shared.messaging.repository import BatchStatements, Repository
 from shared.messaging.unit_of_work import UnitOfWork
 
@@ -47,6 +47,16 @@ payments = Table(
     Column("reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+# The orders payment heard were cancelled, whether it had charged them or not (domain.Cancellation).
+cancelled_orders = Table(
+    "cancelled_orders",
+    metadata,
+    Column("order_id", Uuid, primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("cancelled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 
@@ -95,12 +105,28 @@ class Payments(Repository[UUID, Payment]):
         }
 
 
+class Cancellations(Repository[UUID, Cancellation]):
+    statements = BatchStatements(cancelled_orders, "order_id")
+    on_add_conflict = "ON CONFLICT (order_id) DO NOTHING"  # heard twice: the first reason stays
+
+    def entity(self, row: Any) -> Cancellation:
+        return Cancellation(row.order_id, row.reason)
+
+    def key_of(self, cancellation: Cancellation) -> UUID:
+        return cancellation.order_id
+
+    def row(self, cancellation: Cancellation) -> dict[str, Any]:
+        return {"order_id": cancellation.order_id, "reason": cancellation.reason}
+
+
 class PaymentUnitOfWork(UnitOfWork):
     def __init__(self, connection: Connection) -> None:
         super().__init__(connection)
         self.payments = Payments(connection)
+        self.cancellations = Cancellations(connection)
         self.customers = Customers(connection)
-        self.stores = (self.payments, self.customers)  # payments first: customers' keys come from them
+        # Payments first: customers' keys come from them.
+        self.stores = (self.payments, self.cancellations, self.customers)
 
 
 def add_customers(conn: Connection, new: Iterable[Customer]) -> None:

@@ -1,7 +1,8 @@
 """Shipping's rules, free of any infrastructure: where we ship, and what a shipment is.
 
 A shipment is attempted once both the address (from OrderPlaced) and the reservation (StockReserved)
-are known, whichever arrives first.
+are known, whichever arrives first. An order heard cancelled is never shipped, and a shipment already
+created for it is called off.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ class ShippingState(StrEnum):
     WAITING = "waiting"
     CREATED = "created"
     FAILED = "failed"
+    CANCELLED = "cancelled"  # the order was cancelled: no shipment, or the one created called off
 
 
 @dataclass(frozen=True)
@@ -57,3 +59,12 @@ def dispatch(consignment: Consignment, served_countries: Set[str]) -> Consignmen
         shipment_id=uuid5(SHIPMENT_NAMESPACE, str(consignment.order_id)),
         tracking_number=tracking_number_for(consignment.order_id),
     )
+
+
+def call_off(consignment: Consignment, reason: str) -> tuple[Consignment, bool]:
+    """The order was cancelled: ship nothing for it from now on. The consignment afterwards, and
+    whether a created shipment was called off by it."""
+    if consignment.state in (ShippingState.WAITING, ShippingState.CREATED):
+        cancelled = replace(consignment, state=ShippingState.CANCELLED, reason=reason)
+        return cancelled, consignment.state is ShippingState.CREATED
+    return consignment, False  # failed or cancelled already: nothing to call off

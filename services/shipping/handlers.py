@@ -1,4 +1,5 @@
-"""What shipping does: learn where an order goes, and ship it once its stock is reserved."""
+"""What shipping does: learn where an order goes, ship it once its stock is reserved, and call the
+shipment off when the order is cancelled (never shipping one it heard cancelled)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from dataclasses import replace
 from services.shipping import domain
 from services.shipping.domain import Consignment, ShippingState
 from services.shipping.storage import ShippingUnitOfWork
-from shared.contracts import Envelope, Event, OrderPlaced, ShipmentCreated, ShipmentFailed, StockReserved
+from shared.contracts import (
+    Envelope,
+    Event,
+    OrderCancelled,
+    OrderPlaced,
+    ShipmentCancelled,
+    ShipmentCreated,
+    ShipmentFailed,
+    StockReserved,
+)
 
 
 def note_address(event: OrderPlaced, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
@@ -43,12 +53,22 @@ def _ship_if_ready(consignment: Consignment, uow: ShippingUnitOfWork) -> list[Ev
     ]
 
 
+def cancel_shipment(event: OrderCancelled, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
+    reason = f"order cancelled: {event.reason}"
+    consignment, called_off = domain.call_off(uow.consignments.get(event.order_id), reason)
+    uow.consignments.save(consignment)
+    if not called_off:
+        return []
+    assert consignment.shipment_id is not None
+    return [ShipmentCancelled(order_id=event.order_id, shipment_id=consignment.shipment_id, reason=reason)]
+
+
 def consignment_and_countries(event: Event, uow: ShippingUnitOfWork, envelope: Envelope) -> None:
     uow.consignments.want([event.order_id])
     uow.countries.want()
 
 
-HANDLERS = {OrderPlaced: note_address, StockReserved: ship_reserved_order}
+HANDLERS = {OrderPlaced: note_address, StockReserved: ship_reserved_order, OrderCancelled: cancel_shipment}
 # What each handler reads, prefetched for the whole batch before any of them runs.
 NEEDS = dict.fromkeys(HANDLERS, consignment_and_countries)
-PUBLISHES = [ShipmentCreated, ShipmentFailed]
+PUBLISHES = [ShipmentCreated, ShipmentFailed, ShipmentCancelled]

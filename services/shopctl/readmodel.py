@@ -75,7 +75,7 @@ STATE_EVENTS = {
     "order": ("OrderPlaced", "OrderCompleted", "OrderCancelled"),
     "payment": ("PaymentCompleted", "PaymentFailed", "PaymentRefunded"),
     "inventory": ("StockReserved", "StockReservationFailed", "StockReleased", "StockShipped"),
-    "shipping": ("ShipmentCreated", "ShipmentFailed"),
+    "shipping": ("ShipmentCreated", "ShipmentFailed", "ShipmentCancelled"),
 }
 
 

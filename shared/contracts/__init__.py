@@ -11,7 +11,7 @@ from shared.contracts.inventory import (
 )
 from shared.contracts.order import Address, OrderCancelled, OrderCompleted, OrderLine, OrderPlaced
 from shared.contracts.payment import PaymentCompleted, PaymentFailed, PaymentRefunded
-from shared.contracts.shipping import ShipmentCreated, ShipmentFailed
+from shared.contracts.shipping import ShipmentCancelled, ShipmentCreated, ShipmentFailed
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
@@ -19,7 +19,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OrderPlaced, OrderCompleted, OrderCancelled,
         PaymentCompleted, PaymentFailed, PaymentRefunded,
         StockReserved, StockReservationFailed, StockReleased, StockShipped,
-        ShipmentCreated, ShipmentFailed,
+        ShipmentCreated, ShipmentFailed, ShipmentCancelled,
     )
 }  # fmt: skip
 
@@ -35,6 +35,7 @@ __all__ = [
     "PaymentCompleted",
     "PaymentFailed",
     "PaymentRefunded",
+    "ShipmentCancelled",
     "ShipmentCreated",
     "ShipmentFailed",
     "StockLine",

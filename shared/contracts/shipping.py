@@ -1,4 +1,4 @@
-"""Events of shipping: a shipment, or why there is none."""
+"""Events of shipping: a shipment, why there is none, or that it was called off."""
 
 from __future__ import annotations
 
@@ -20,4 +20,11 @@ class ShipmentCreated(Event):
 class ShipmentFailed(Event):
     owner: ClassVar[str] = "shipping"
 
+    reason: Text
+
+
+class ShipmentCancelled(Event):
+    owner: ClassVar[str] = "shipping"
+
+    shipment_id: UUID
     reason: Text

@@ -1,6 +1,6 @@
-"""The saga's deadline against the running order service: an order whose saga cannot go on is cancelled
+"""The saga's deadline against the running services: an order whose saga cannot go on is cancelled
 when ORDER_SAGA_TIMEOUT_SECONDS have passed since its first fact, within five seconds of it, naming
-what it waited for."""
+what it waited for; and its OrderPlaced, arriving after that, charges, reserves and ships nothing."""
 
 from __future__ import annotations
 
@@ -12,27 +12,76 @@ import pytest
 
 from shared.contracts import PaymentCompleted
 from shared.messaging.publisher import EventPublisher
+from tests.e2e.support import order_placed
+from tests.waiting import eventually
 
 
 @pytest.fixture
 def operator(services, settings):
-    # Publishing in payment's name (the operator may, as for a repair): a fact nobody placed an order for.
+    # Publishing in payment's name (the operator may, as for a repair): the first fact of an order
+    # whose OrderPlaced has not come, so that the saga cannot go on before the deadline.
     return EventPublisher(settings, None, [PaymentCompleted], "operator")
 
 
-def test_an_order_whose_saga_cannot_go_on_is_cancelled_at_its_deadline(operator, tap, schemas, settings):
-    order_id = uuid4()
+def test_an_order_whose_saga_cannot_go_on_is_cancelled_at_its_deadline_and_its_late_facts_hold_nothing(
+    operator, storefront, tap, schemas, settings, customer, sku
+):
+    order = order_placed(customer, [(sku, 2, "5.00")])
     operator.publish(
         PaymentCompleted(
-            order_id=order_id, payment_id=uuid4(), customer_id="C-1", amount=Decimal("1.00"), currency="EUR"
+            order_id=order.order_id,
+            payment_id=uuid4(),
+            customer_id=customer,
+            amount=order.total,
+            currency="EUR",
         )
     )
     timeout = settings.order_saga_timeout_seconds
-    events = tap.wait_for(order_id, "OrderCancelled", timeout=timeout + 30)
+    events = tap.wait_for(order.order_id, "OrderCancelled", timeout=timeout + 30)
     [cancelled] = [e for e in events if e["event_type"] == "OrderCancelled"]
-    row = schemas.one("order", "SELECT status, reason, created_at FROM orders WHERE order_id = %s", order_id)
+    row = schemas.one(
+        "order", "SELECT status, reason, created_at FROM orders WHERE order_id = %s", order.order_id
+    )
     assert row is not None
     assert row["status"] == "cancelled"
     assert row["reason"] == "timed out waiting for OrderPlaced, StockReserved, ShipmentCreated"
     late = (datetime.fromisoformat(cancelled["occurred_at"]) - row["created_at"]).total_seconds() - timeout
     assert 0 <= late <= 5, f"cancelled {late:.1f} s after the deadline"
+
+    # Every service hears the cancellation; then the order is placed, too late.
+    def heard_cancelled() -> bool:
+        inventory = schemas.one(
+            "inventory", "SELECT state FROM reservations WHERE order_id = %s", order.order_id
+        )
+        shipping = schemas.one(
+            "shipping", "SELECT state FROM consignments WHERE order_id = %s", order.order_id
+        )
+        paid = schemas.one(
+            "payment", "SELECT 1 AS yes FROM cancelled_orders WHERE order_id = %s", order.order_id
+        )
+        return bool(inventory and inventory["state"] == "cancelled" and shipping and paid)
+
+    eventually(heard_cancelled, True, timeout=30)
+    storefront.publisher.publish(order)
+    eventually(
+        lambda: schemas.one(
+            "shipping", "SELECT country FROM consignments WHERE order_id = %s", order.order_id
+        ),
+        {"country": "DE"},
+        timeout=30,
+    )
+    assert schemas.one(
+        "payment", "SELECT count(*) AS n FROM payments WHERE order_id = %s", order.order_id
+    ) == {"n": 0}
+    assert schemas.one("inventory", "SELECT available, reserved FROM stock WHERE sku = %s", sku) == {
+        "available": 10,
+        "reserved": 0,
+    }
+    assert schemas.one("payment", "SELECT balance FROM customers WHERE customer_id = %s", customer) == {
+        "balance": Decimal("100.00")
+    }
+    assert [e["event_type"] for e in tap.wait_for(order.order_id, "OrderPlaced")] == [
+        "PaymentCompleted",
+        "OrderCancelled",
+        "OrderPlaced",
+    ]

@@ -22,9 +22,10 @@ CAUSES = {
     "StockReservationFailed": {"OrderPlaced", "PaymentCompleted"},
     "ShipmentCreated": {"OrderPlaced", "StockReserved"},
     "ShipmentFailed": {"OrderPlaced", "StockReserved"},
-    "StockReleased": {"ShipmentFailed"},
+    "StockReleased": {"ShipmentFailed", "OrderCancelled"},
     "StockShipped": {"ShipmentCreated"},
-    "PaymentRefunded": {"StockReservationFailed", "ShipmentFailed"},
+    "PaymentRefunded": {"StockReservationFailed", "ShipmentFailed", "OrderCancelled"},
+    "ShipmentCancelled": {"OrderCancelled"},
     "OrderCompleted": {"OrderPlaced", "PaymentCompleted", "StockReserved", "ShipmentCreated"},
     "OrderCancelled": {
         "OrderPlaced",

@@ -30,6 +30,7 @@ from services.shipping.storage import ShippingUnitOfWork
 from shared.contracts import (
     Envelope,
     Event,
+    OrderCancelled,
     OrderPlaced,
     PaymentCompleted,
     ShipmentCreated,
@@ -175,6 +176,78 @@ def test_payment_charges_once_and_refunds_once_however_often_and_whichever_failu
     )
     assert emitted == Counter({"PaymentRefunded": 1})
     assert balance(engines["payment"], customer) == Decimal("100.00")
+
+
+# The saga's deadline at every point: OrderCancelled (the order timed out) comes before, between or
+# after the facts each service hears, each twice; whatever the order, a cancelled order ends holding
+# no charge, no reservation and no active shipment.
+
+
+def cancelled(order: OrderPlaced) -> OrderCancelled:
+    return OrderCancelled(order_id=order.order_id, reason="timed out waiting for ShipmentCreated")
+
+
+@pytest.mark.parametrize("arrival", list(itertools.permutations(range(4))))
+def test_inventory_holds_nothing_for_a_cancelled_order_whatever_the_order_of_its_facts(
+    settings, engines, unique, arrival, deliver
+):
+    sku = f"SKU-{unique}"
+    seed_stock(settings.database_url("inventory"), {sku: 10})
+    order = order_placed("C-1", sku, 3)
+    paid = PaymentCompleted(
+        order_id=order.order_id, payment_id=uuid4(), customer_id="C-1", amount=order.total, currency="EUR"
+    )
+    shipped = ShipmentCreated(
+        order_id=order.order_id, shipment_id=uuid4(), tracking_number="TRK-1", country="DE"
+    )
+    facts = [order, paid, shipped, cancelled(order)]
+    emitted = deliver(engines["inventory"], InventoryUnitOfWork, inventory, [facts[i] for i in arrival] * 2)
+    assert stock_levels(engines["inventory"], sku) == (10, 0, 0)
+    assert emitted["StockReserved"] == emitted["StockReleased"] <= 1
+    assert emitted["StockShipped"] <= emitted["StockReserved"]
+
+
+@pytest.mark.parametrize("arrival", list(itertools.permutations(range(3))))
+def test_shipping_ships_nothing_for_a_cancelled_order_whatever_the_order_of_its_facts(
+    settings, engines, unique, arrival, deliver
+):
+    seed_countries(settings.database_url("shipping"), ["DE"])
+    order = order_placed("C-1", f"SKU-{unique}", 1, "DE")
+    reserved = StockReserved(order_id=order.order_id, lines=(StockLine(sku=f"SKU-{unique}", quantity=1),))
+    facts = [order, reserved, cancelled(order)]
+    emitted = deliver(engines["shipping"], ShippingUnitOfWork, shipping, [facts[i] for i in arrival] * 2)
+    # A shipment is created only where the cancellation came last, and then it is called off.
+    cancelled_last = arrival[-1] == 2
+    expected = {"ShipmentCreated": 1, "ShipmentCancelled": 1} if cancelled_last else {}
+    assert emitted == Counter(expected)
+    with engines["shipping"].connect() as conn:
+        state = conn.execute(
+            text("SELECT state FROM consignments WHERE order_id = :o"), {"o": order.order_id}
+        ).scalar_one()
+    assert state == "cancelled"
+
+
+@pytest.mark.parametrize("cancelled_at", [0, 1, 2])
+def test_payment_holds_no_charge_for_a_cancelled_order_however_late_it_was_placed(
+    settings, engines, unique, cancelled_at, deliver
+):
+    customer = f"C-{unique}"
+    seed_customers(settings.database_url("payment"), [Customer(customer, Decimal("100.00"))])
+    order = order_placed(customer, "SKU-X", 4)  # 10.00
+    facts: list[Event] = [order, order]
+    facts.insert(cancelled_at, cancelled(order))
+    emitted = deliver(engines["payment"], PaymentUnitOfWork, payment, [*facts, cancelled(order)])
+    charged = cancelled_at > 0  # placed before the cancellation: charged, then refunded
+    assert emitted == Counter({"PaymentCompleted": 1, "PaymentRefunded": 1} if charged else {})
+    assert balance(engines["payment"], customer) == Decimal("100.00")
+
+
+def stock_levels(engine: Engine, sku: str) -> tuple[int, int, int]:
+    with engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT available, reserved, shipped FROM stock WHERE sku = :s"), {"s": sku}
+        ).one()
+    return row.available, row.reserved, row.shipped
 
 
 def stock(engine: Engine, sku: str) -> tuple[int, int]:

@@ -24,6 +24,7 @@ from shared.contracts import (
     StockReserved,
     StockShipped,
 )
+from shared.messaging import metrics
 from shared.messaging.timers import Decided, Timer
 
 
@@ -48,6 +49,17 @@ def deadlines(timeout: timedelta) -> Timer:
         return decided
 
     return Timer("order deadlines", cancel_overdue_orders)  # type: ignore[arg-type]
+
+
+def measure_open_sagas(uow: OrderUnitOfWork, limit: int) -> list[Decided]:
+    """How many sagas are open and the oldest's age, for the metrics (a timer deciding nothing)."""
+    count, oldest = uow.orders.open_sagas()
+    metrics.SAGAS_OPEN.set(count)
+    metrics.SAGA_OLDEST_OPEN_SECONDS.set(oldest)
+    return []
+
+
+OPEN_SAGAS = Timer("open sagas", measure_open_sagas, every=5.0)  # type: ignore[arg-type]
 
 
 def the_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> None:

@@ -108,6 +108,14 @@ class Orders(Repository[UUID, Order]):
         found = self.load_where("status = 'open' AND created_at <= now() - %s", (timeout,), limit)
         return [(order, row.correlation_id) for order, row in found]
 
+    def open_sagas(self) -> tuple[int, float]:
+        """How many orders are open, and for how many seconds the oldest has been (0: none)."""
+        row = self._sql.execute(
+            "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) AS age "
+            "FROM orders WHERE status = 'open'"
+        ).fetchone()
+        return row.n, float(row.age)
+
     def get(self, order_id: UUID) -> Order:  # type: ignore[override]
         order = super().get(order_id)
         assert order is not None, "created on first sight"

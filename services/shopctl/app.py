@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.shopctl import deadletters, kafka, load, outbox, status
+from services.shopctl import deadletters, kafka, load, outbox, status, stuck
 from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
 from services.shopctl.readmodel import ReadModel, outcome, per_service_state
 from shared.access import OPERATOR
@@ -278,6 +278,7 @@ def _uuid(text: str, where: str) -> UUID:
         raise bad_input(f"{where} {text!r}: not a UUID") from None
 
 
+order_app.command("stuck")(stuck.run)
 app.command("load")(load.run)
 app.command("status")(status.run)
 

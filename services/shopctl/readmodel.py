@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -54,6 +55,25 @@ class ReadModel:
             list(TERMINAL),
         )
         return {r["order_id"]: r for r in rows}
+
+    def stuck(self, older_than: timedelta, limit: int) -> list[dict[str, Any]]:
+        """Sagas still open whose first event is older than that, oldest first (the partial index
+        `sagas_open` holds the open ones only, however large the read model grows)."""
+        return self._query(
+            "SELECT order_id, correlation_id, first_at, last_at, last_event, last_source, facts "
+            "FROM sagas WHERE ended_at IS NULL AND first_at < now() - %s ORDER BY first_at LIMIT %s",
+            older_than,
+            limit,
+        )
+
+    def open_sagas(self, older_than: timedelta) -> tuple[int, int, datetime | None]:
+        """How many sagas are open, how many of them for longer than that, and the oldest's start."""
+        [row] = self._query(
+            "SELECT count(*) AS open, count(*) FILTER (WHERE first_at < now() - %s) AS stuck, "
+            "min(first_at) AS oldest FROM sagas WHERE ended_at IS NULL",
+            older_than,
+        )
+        return row["open"], row["stuck"], row["oldest"]
 
     def wait_until_settled(self, order_id: UUID, timeout: float) -> bool:
         """Until the order has its outcome and every service has acted on it: a completed order's

@@ -1,9 +1,10 @@
 """`shopctl status`: every component and service, reachable or not, with lag, backlog, parked outbox rows
-and dead letters."""
+and dead letters; and the sagas open, and past their deadline."""
 
 from __future__ import annotations
 
 import socket
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from services.shopctl import kafka
 from services.shopctl.errors import CliError
+from services.shopctl.readmodel import ReadModel
 from shared.access import HEARS, OPERATOR_GROUP_PREFIX
 from shared.settings import HEALTH_PORTS, PROCESSES, Settings, get_settings
 from shared.topics import dead_letter_topic, events_topic
@@ -81,6 +83,22 @@ def _parked_text(parked: float | None) -> str:
     return f"[yellow]{parked:.0f}[/]" if parked else "0"
 
 
+def _sagas_line(s: Settings) -> str:
+    """Open sagas as the read model has them, and those past the order deadline (`order stuck`)."""
+    deadline = s.order_saga_timeout_seconds
+    try:
+        opened, stuck, oldest = ReadModel(s).open_sagas(timedelta(seconds=deadline))
+    except CliError as exc:
+        return f"sagas: [red]{exc}[/]"
+    age = "" if oldest is None else f", the oldest for {(datetime.now(UTC) - oldest).total_seconds():.0f} s"
+    past = (
+        f"[yellow]{stuck} past the {deadline:g} s deadline[/] (`shopctl order stuck`)"
+        if stuck
+        else "none stuck"
+    )
+    return f"sagas: {opened} open{age}; {past}"
+
+
 def run() -> None:
     """Each component and service: reachable or not, consumer lag, outbox backlog and parked rows, dead
     letters. Exits non-zero when something is down; parked rows are shown in yellow, not counted down."""
@@ -143,5 +161,6 @@ def run() -> None:
     console.print(services)
     if consumer is not None:
         consumer.close()
+    console.print(_sagas_line(s))
     if down:
         raise typer.Exit(1)

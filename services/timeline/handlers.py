@@ -1,4 +1,5 @@
-"""What the timeline does with every saga event: record it, with its envelope and trace id."""
+"""What the timeline does with every saga event: record it, with its envelope and trace id, and move
+its saga's summary (where it stands, for the sagas still open)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ def record_event(event: Event, uow: TimelineUnitOfWork, envelope: Envelope) -> N
             "trace_id": trace_id_in_scope(),
             "payload": event.model_dump(mode="json", exclude={"order_id"}),
         }
+    )
+    uow.sagas.note(
+        event.order_id, envelope.correlation_id, envelope.event_type, envelope.source, envelope.occurred_at
     )
 
 

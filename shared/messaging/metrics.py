@@ -70,3 +70,7 @@ TIMER_DECISIONS = Counter(
     "Events a timer decided (e.g. orders cancelled at their deadline).",
     ["service", "timer"],
 )
+SAGAS_OPEN = Gauge("shop_sagas_open", "Orders not ended yet, as the order service has them.")
+SAGA_OLDEST_OPEN_SECONDS = Gauge(
+    "shop_saga_oldest_open_seconds", "How long the oldest open order has been open (0: none open)."
+)

@@ -1,6 +1,7 @@
 """The saga's deadline against the running services: an order whose saga cannot go on is cancelled
 when ORDER_SAGA_TIMEOUT_SECONDS have passed since its first fact, within five seconds of it, naming
-what it waited for; and its OrderPlaced, arriving after that, charges, reserves and ships nothing."""
+what it waited for; and its OrderPlaced, arriving after that, charges, reserves and ships nothing.
+Until then `shopctl order stuck`, `shopctl status` and the order service's metrics show it open."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from datetime import datetime
 from decimal import Decimal
 from uuid import uuid4
 
+import httpx
 import pytest
 
 from shared.contracts import PaymentCompleted
 from shared.messaging.publisher import EventPublisher
+from shared.settings import HEALTH_PORTS
 from tests.e2e.support import order_placed
+from tests.e2e.test_cli import shopctl
 from tests.waiting import eventually
 
 
@@ -85,3 +89,44 @@ def test_an_order_whose_saga_cannot_go_on_is_cancelled_at_its_deadline_and_its_l
         "OrderCancelled",
         "OrderPlaced",
     ]
+
+
+def test_an_open_saga_is_listed_by_order_stuck_with_what_it_waits_for_and_counted(operator, tap):
+    order_id = uuid4()
+    operator.publish(
+        PaymentCompleted(
+            order_id=order_id, payment_id=uuid4(), customer_id="C-1", amount=Decimal("1.00"), currency="EUR"
+        )
+    )
+    tap.wait_for(order_id, "PaymentCompleted")
+
+    def listed() -> bool:
+        out = shopctl("order", "stuck", "--older-than", "0", "--limit", "1000")
+        assert out.returncode == 0, out.stderr
+        return any(str(order_id) in line for line in out.stdout.splitlines())
+
+    eventually(listed, True, timeout=20)
+    out = shopctl("order", "stuck", "--older-than", "0", "--limit", "1000").stdout
+    [line] = [line for line in out.splitlines() if str(order_id) in line]
+    assert "OrderPlaced, StockReserved, ShipmentCreated" in line
+    assert "PaymentCompleted (payment)" in line
+
+    status = shopctl("status", timeout=120)
+    [sagas] = [line for line in status.stdout.splitlines() if line.startswith("sagas:")]
+    assert " open" in sagas
+
+    def open_sagas() -> float:
+        for line in httpx.get(
+            f"http://127.0.0.1:{HEALTH_PORTS['order']}/metrics", timeout=5
+        ).text.splitlines():
+            if line.startswith("shop_sagas_open "):
+                return float(line.split()[1])
+        return 0.0
+
+    eventually(lambda: open_sagas() >= 1, True, timeout=15)
+
+
+@pytest.mark.parametrize("args", [["--limit", "0"], ["--older-than", "-1"], ["--older-than", "soon"]])
+def test_order_stuck_refuses_bad_input_with_exit_2(args):
+    out = shopctl("order", "stuck", *args)
+    assert out.returncode == 2, (out.stdout, out.stderr)

@@ -41,11 +41,11 @@ def deadlines(timeout: timedelta) -> Timer:
 
     def cancel_overdue_orders(uow: OrderUnitOfWork, limit: int) -> list[Decided]:
         decided = []
-        for order, correlation_id in uow.orders.overdue(timeout, limit):
+        for order, correlation_id, traceparent in uow.orders.overdue(timeout, limit):
             order, ended = domain.time_out(order)
             uow.orders.save(order)
             if ended is not None:
-                decided.append(Decided(ended, correlation_id))
+                decided.append(Decided(ended, correlation_id, traceparent))
         return decided
 
     return Timer("order deadlines", cancel_overdue_orders)  # type: ignore[arg-type]

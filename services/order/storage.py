@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from services.order.domain import Order, OrderStatus
 from shared.contracts import EVENT_TYPES, Envelope
 from shared.messaging.repository import Appender, BatchStatements, Repository
+from shared.messaging.tracing import traceparent_in_scope
 from shared.messaging.unit_of_work import UnitOfWork
 
 metadata = MetaData()
@@ -63,6 +64,8 @@ order_history = Table(
     Column("causation_id", Uuid),
     Column("detail", Text),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # The trace the event was handled in: what a deadline fired later continues (one trace per order).
+    Column("traceparent", Text),
     Index("order_history_order", "order_id", "seq"),
 )
 
@@ -102,11 +105,21 @@ class Orders(Repository[UUID, Order]):
             "tracking_number": order.tracking_number,
         }
 
-    def overdue(self, timeout: timedelta, limit: int) -> list[tuple[Order, UUID]]:
-        """Open orders first heard of `timeout` ago or longer, with their correlation ids; rows another
-        transaction holds (a batch deciding them now) are left for the next look."""
+    def overdue(self, timeout: timedelta, limit: int) -> list[tuple[Order, UUID, str | None]]:
+        """Open orders first heard of `timeout` ago or longer, each with its correlation id and the
+        trace its first fact was handled in; rows another transaction holds (a batch deciding them
+        now) are left for the next look."""
         found = self.load_where("status = 'open' AND created_at <= now() - %s", (timeout,), limit)
-        return [(order, row.correlation_id) for order, row in found]
+        if not found:
+            return []
+        traces = dict(
+            self._sql.execute(
+                "SELECT DISTINCT ON (order_id) order_id, traceparent FROM order_history "
+                "WHERE order_id = ANY(%s) AND traceparent IS NOT NULL ORDER BY order_id, seq",
+                ([order.order_id for order, _ in found],),
+            ).fetchall()
+        )
+        return [(order, row.correlation_id, traces.get(order.order_id)) for order, row in found]
 
     def open_sagas(self) -> tuple[int, float]:
         """How many orders are open, and for how many seconds the oldest has been (0: none)."""
@@ -136,6 +149,7 @@ class History(Appender[dict[str, Any]]):
                 "correlation_id": envelope.correlation_id,
                 "causation_id": envelope.causation_id,
                 "detail": detail,
+                "traceparent": traceparent_in_scope(),
             }
         )
 

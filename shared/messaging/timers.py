@@ -27,7 +27,7 @@ from shared.messaging.driver import statements
 from shared.messaging.outbox import add_to_outbox
 from shared.messaging.publishing import MessageFactory
 from shared.messaging.retry import Backoff
-from shared.messaging.tracing import tracer
+from shared.messaging.tracing import continuing
 from shared.messaging.unit_of_work import UnitOfWork
 
 log = logging.getLogger("shop.timers")
@@ -35,10 +35,12 @@ log = logging.getLogger("shop.timers")
 
 @dataclass(frozen=True)
 class Decided:
-    """An event a timer decided, and the saga (correlation id) it belongs to."""
+    """An event a timer decided, the saga (correlation id) it belongs to, and the trace it continues
+    (the traceparent recorded with the saga's first fact; None starts a trace)."""
 
     event: Event
     correlation_id: UUID
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,10 +79,11 @@ class TimerRunner:
             uow.flush()
             messages = []
             for d in decided:
-                # Caused by the clock, not by an event: a span of its own, tagged with its saga.
-                with tracer.start_as_current_span(
+                # Caused by the clock, not by an event: a span of its own in its saga's trace.
+                with continuing(
+                    d.traceparent,
                     f"{timer.name} {d.event.type_name()}",
-                    attributes={"shop.correlation_id": str(d.correlation_id), "shop.timer": timer.name},
+                    {"shop.correlation_id": str(d.correlation_id), "shop.timer": timer.name},
                 ):
                     messages.append(self._factory.message(d.event, d.correlation_id, None))
             add_to_outbox(conn, messages)

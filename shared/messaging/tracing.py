@@ -143,6 +143,27 @@ def current_trace_id() -> str | None:
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
+def traceparent_in_scope() -> str | None:
+    """The traceparent of the message being handled, sampled or not: what continues its trace later
+    (a deadline that fires after the message is long gone)."""
+    forwarded = _forwarded.get()
+    if forwarded:
+        return forwarded
+    carrier: dict[str, str] = {}
+    _propagator.inject(carrier)
+    return carrier.get(TRACEPARENT)
+
+
+def continuing(
+    traceparent: str | None, name: str, attributes: dict[str, str]
+) -> AbstractContextManager[object]:
+    """Inside, outgoing messages continue the trace of `traceparent`, which was recorded earlier: a span
+    of its own, child of it, if it was sampled; else forwarded as it is. None starts a trace."""
+    if traceparent is not None and not is_sampled(traceparent):
+        return forwarding(traceparent)
+    return tracer.start_as_current_span(name, context=context_of(traceparent, None), attributes=attributes)
+
+
 def trace_id_in_scope() -> str | None:
     """The trace id of the message being handled, sampled or not."""
     forwarded = _forwarded.get()

@@ -21,7 +21,7 @@ from tests.waiting import eventually
 
 
 @pytest.fixture
-def operator(services, settings):
+def operator(services, settings, tracer_provider):
     # Publishing in payment's name (the operator may, as for a repair): the first fact of an order
     # whose OrderPlaced has not come, so that the saga cannot go on before the deadline.
     return EventPublisher(settings, None, [PaymentCompleted], "operator")
@@ -51,6 +51,9 @@ def test_an_order_whose_saga_cannot_go_on_is_cancelled_at_its_deadline_and_its_l
     assert row["reason"] == "timed out waiting for OrderPlaced, StockReserved, ShipmentCreated"
     late = (datetime.fromisoformat(cancelled["occurred_at"]) - row["created_at"]).total_seconds() - timeout
     assert 0 <= late <= 5, f"cancelled {late:.1f} s after the deadline"
+    # One trace per order: the cancellation the clock decided continues the trace of its first fact.
+    [first] = [e for e in events if e["event_type"] == "PaymentCompleted"]
+    assert cancelled["traceparent"].split("-")[1] == first["traceparent"].split("-")[1]
 
     # Every service hears the cancellation; then the order is placed, too late.
     def heard_cancelled() -> bool:

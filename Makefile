@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STACK  := PYTHONPATH=deploy/local $(PY) -m localstack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv stack-install stack-up stack-down stack-status stack-clean seed run stop test test-containers lint format bench bench-core bench-show
+.PHONY: help venv stack-install stack-up stack-down stack-status stack-clean seed run stop test test-containers lint format bench bench-core bench-show chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -70,3 +70,8 @@ bench-core: venv ## Benchmark the messaging runtime against a bare consume-decod
 
 bench-show: venv ## Time `shopctl order show` with 100k orders in the read model (stack up, timeline running)
 	$(PY) -m tests.bench.show
+
+CHAOS_ORDERS ?= 5000
+CHAOS_RATE ?= 100
+chaos: venv ## Orders under kill -9 of every service (twice), Kafka and PostgreSQL; then the books (stack and services up)
+	CHAOS_ORDERS=$(CHAOS_ORDERS) CHAOS_RATE=$(CHAOS_RATE) $(PY) -m tests.chaos.run

@@ -180,12 +180,24 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="localstack", description=__doc__)
     parser.add_argument("command", choices=COMMANDS)
+    parser.add_argument(
+        "only",
+        nargs="*",
+        metavar="NAME",
+        help="only these components or services (e.g. up kafka, run payment)",
+    )
     args = parser.parse_args(argv)
     try:
         settings = get_settings()
         components = all_components(settings)
         if args.command != "up":  # `up` is the infrastructure alone; `run` starts the services
             components += service_processes(settings)
+        if args.only:
+            unknown = sorted(set(args.only) - {c.name for c in components})
+            if unknown:
+                known = ", ".join(c.name for c in components)
+                parser.error(f"no {', '.join(unknown)} for {args.command} (there are: {known})")
+            components = [c for c in components if c.name in args.only]
         return COMMANDS[args.command](components)
     except install.MissingPrerequisite as exc:
         _say(f"missing prerequisite: {exc}")

@@ -65,6 +65,39 @@ class Holdings:
         )
 
 
+@dataclass(frozen=True)
+class Deadlines:
+    """Orders the clock cancelled: seconds from each one's deadline to its OrderCancelled, and to the
+    last compensation that cancellation caused (refund, release, shipment called off)."""
+
+    cancelled: list[float]
+    compensated: list[float]
+
+    @classmethod
+    def read(cls, tables: Tables, ids: list[UUID], timeout: float) -> Deadlines:
+        created = {
+            r["order_id"]: r["created_at"]
+            for r in tables.rows(
+                "order",
+                "SELECT order_id, created_at FROM orders WHERE order_id = ANY(%s) AND reason LIKE %s",
+                ids,
+                "%timed out waiting for%",
+            )
+        }
+        rows = tables.rows(
+            "timeline",
+            "SELECT c.order_id, c.occurred_at AS cancelled_at, max(k.occurred_at) AS compensated_at "
+            "FROM events c LEFT JOIN events k ON k.causation_id = c.event_id "
+            "WHERE c.order_id = ANY(%s) AND c.event_type = 'OrderCancelled' GROUP BY 1, 2",
+            list(created),
+        )
+        due = {i: at.timestamp() + timeout for i, at in created.items()}
+        return cls(
+            sorted(r["cancelled_at"].timestamp() - due[r["order_id"]] for r in rows),
+            sorted(r["compensated_at"].timestamp() - due[r["order_id"]] for r in rows if r["compensated_at"]),
+        )
+
+
 @dataclass
 class Books:
     orders: int

@@ -3,10 +3,12 @@
 Publishes CHAOS_ORDERS (default 5000) orders with `shopctl load`'s fail mix at CHAOS_RATE (default
 100/s). Meanwhile, at random moments: kill -9 of each of the five processes CHAOS_KILLS times (default
 2), one of Kafka and one of PostgreSQL, each brought back a moment later (`python -m localstack run
-NAME` / `up NAME`, as an operator or a supervisor would). Then it waits until every order ended and
-audits each service's own tables (tests/chaos/books.py). It prints the orders, the kills, what was
-lost, duplicated or never ended, the seconds until all ended, and each invariant that does not hold;
-it exits 1 if any. It is no timed test: `tests/e2e/test_chaos.py` runs a short one in `make test`.
+NAME` / `up NAME`, as an operator or a supervisor would); and one process, CHAOS_OUTAGE (default
+inventory; empty for none), kept down 15 s past the saga's deadline, so that its orders end by the
+clock. Then it waits until every order ended and audits each service's own tables
+(tests/chaos/books.py). It prints the orders, the kills, what was lost, duplicated or never ended, the
+seconds until all ended, how long after their deadline the clock's cancellations and their last
+compensations came, and each invariant that does not hold; it exits 1 if any. It is no timed test: `tests/e2e/test_chaos.py` runs a short one in `make test`.
 
 Needs the no-Docker stack with the services running (`make stack-up && make seed && make run`).
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import os
 import random
+import statistics
 import sys
 import threading
 import time
@@ -28,7 +31,7 @@ from shared.contracts import OrderPlaced
 from shared.messaging.publisher import EventPublisher
 from shared.settings import PROCESSES, Settings, get_settings
 from shared.topics import STOREFRONT
-from tests.chaos.books import Books, Holdings, Tables, audit, status_counts
+from tests.chaos.books import Books, Deadlines, Holdings, Tables, audit, status_counts
 from tests.chaos.monkey import INFRASTRUCTURE, Kill, kill, restart
 
 
@@ -37,6 +40,10 @@ class Plan:
     orders: int = 5000
     rate: float = 100.0
     kills_per_process: int = 2
+    # One process kept down past the saga's deadline (seconds beyond it), as when a service is away
+    # for an hour: its orders end by the clock. None: no such outage.
+    outage: str | None = None
+    outage_beyond_deadline: float = 15.0
     seed: int = 1
     end_timeout: float = 600.0  # for every order to end, after the last was published
 
@@ -47,16 +54,25 @@ class Outcome:
     kills: list[tuple[Kill, float]] = field(default_factory=list)  # each, with seconds until healthy again
     published_in: float = 0.0
     ended_after: float | None = None  # seconds from the last order published until all ended
+    deadlines: Deadlines | None = None
 
 
-def schedule(plan: Plan, rng: random.Random) -> list[Kill]:
+def schedule(plan: Plan, rng: random.Random, deadline: float) -> list[Kill]:
     """Every process `kills_per_process` times and each component once, at random moments of the
-    publishing, in random order, each down for a random moment."""
+    publishing, in random order, each down for a random moment; the outage, if any, among them."""
     window = plan.orders / plan.rate
     targets = [p for p in PROCESSES for _ in range(plan.kills_per_process)] + list(INFRASTRUCTURE)
+    if plan.outage:
+        targets.append(f"{plan.outage} (outage)")
     rng.shuffle(targets)
     moments = sorted(rng.uniform(0.05 * window, 0.9 * window) for _ in targets)
-    return [Kill(t, at, rng.uniform(0.5, 3.0)) for t, at in zip(targets, moments, strict=True)]
+    kills = []
+    for target, at in zip(targets, moments, strict=True):
+        if target.endswith(" (outage)"):
+            kills.append(Kill(target.split()[0], at, deadline + plan.outage_beyond_deadline))
+        else:
+            kills.append(Kill(target, at, rng.uniform(0.5, 3.0)))
+    return kills
 
 
 def run(plan: Plan, settings: Settings, say: Callable[[str], None] = print) -> Outcome:
@@ -68,7 +84,7 @@ def run(plan: Plan, settings: Settings, say: Callable[[str], None] = print) -> O
     skus = sorted({line.sku for o in orders for line in o.items})
     _quiet(tables, settings.order_saga_timeout_seconds + 30)
     before = Holdings.read(tables, customers, skus)
-    kills = schedule(plan, rng)
+    kills = schedule(plan, rng, settings.order_saga_timeout_seconds)
     say(f"{plan.orders} orders at {plan.rate:g}/s; {len(kills)} kills: " + ", ".join(k.target for k in kills))
 
     publisher = EventPublisher(settings, STOREFRONT, [OrderPlaced], STOREFRONT)
@@ -105,7 +121,8 @@ def run(plan: Plan, settings: Settings, say: Callable[[str], None] = print) -> O
     while not books.balanced and time.monotonic() < settle:
         time.sleep(1)
         books = audit(tables, orders, before, Holdings.read(tables, customers, skus))
-    return Outcome(books, done, published_in, ended_after)
+    deadlines = Deadlines.read(tables, ids, settings.order_saga_timeout_seconds)
+    return Outcome(books, done, published_in, ended_after, deadlines)
 
 
 def _quiet(tables: Tables, timeout: float) -> None:
@@ -136,7 +153,7 @@ def _break(
             restart(k.target)
             back = time.monotonic() - t
             done.append((k, back))
-            say(f"  {time.monotonic() - started:6.1f} s  kill -9 {k.target:10} back in {back:5.1f} s")
+            say(f"  {t - started:6.1f} s  kill -9 {k.target:10} back after {back:5.1f} s")
     except BaseException as exc:  # the main thread reports it
         failure.append(exc)
 
@@ -151,9 +168,21 @@ def report(outcome: Outcome, say: Callable[[str], None] = print) -> None:
     say(f"not ended: {b.not_ended}")
     ended = "never" if outcome.ended_after is None else f"{outcome.ended_after:.1f}"
     say(f"seconds until all ended: {ended} (after the last order was published)")
+    d = outcome.deadlines
+    if d is not None and d.cancelled:
+        say(
+            f"deadlines: {len(d.cancelled)} orders cancelled by the clock; OrderCancelled "
+            f"{_spread(d.cancelled)} after the deadline, the last compensation {_spread(d.compensated)}"
+        )
     for line in b.broken:
         say(f"BROKEN {line}")
     say("books balance" if b.balanced else "books DO NOT balance")
+
+
+def _spread(seconds: list[float]) -> str:
+    if not seconds:
+        return "-"
+    return f"p50 {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s"
 
 
 def main() -> int:
@@ -162,6 +191,7 @@ def main() -> int:
         rate=float(os.environ.get("CHAOS_RATE", "100")),
         kills_per_process=int(os.environ.get("CHAOS_KILLS", "2")),
         seed=int(os.environ.get("CHAOS_SEED", "1")),
+        outage=os.environ.get("CHAOS_OUTAGE", "inventory") or None,
     )
     outcome = run(chaos, get_settings())
     report(outcome)

@@ -8,7 +8,8 @@ inventory; empty for none), kept down 15 s past the saga's deadline, so that its
 clock. Then it waits until every order ended and audits each service's own tables
 (tests/chaos/books.py). It prints the orders, the kills, what was lost, duplicated or never ended, the
 seconds until all ended, how long after their deadline the clock's cancellations and their last
-compensations came, and each invariant that does not hold; it exits 1 if any. It is no timed test: `tests/e2e/test_chaos.py` runs a short one in `make test`.
+compensations came, and each invariant that does not hold; it exits 1 if any. It is no timed test:
+`tests/e2e/test_chaos.py` runs a short one in `make test`.
 
 Needs the no-Docker stack with the services running (`make stack-up && make seed && make run`).
 """

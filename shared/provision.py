@@ -22,6 +22,7 @@ from confluent_kafka.admin import (
     AclOperation,
     AclPermissionType,
     AdminClient,
+    ConfigResource,
     NewTopic,
     ResourcePatternType,
     ResourceType,
@@ -44,7 +45,7 @@ from shared.access import (
 )
 from shared.contracts import EVENT_TYPES, Event
 from shared.settings import PROCESSES, Settings, get_settings, libpq_dsn
-from shared.topics import TOPICS, TopicSpec
+from shared.topics import TOPICS, Replication, TopicSpec
 
 log = logging.getLogger("provision")
 
@@ -56,28 +57,51 @@ class ProvisioningError(Exception):
 def ensure_topics(
     admin_client: Mapping[str, str], specs: Iterable[TopicSpec] = TOPICS, timeout: float = 30
 ) -> list[str]:
-    """Create the missing topics, as the broker's admin (`admin_client`: Settings.kafka_client(ADMIN)).
-    Returns what changed.
+    """Create the missing topics, as the broker's admin (`admin_client`: Settings.kafka_client(ADMIN)),
+    replicated as the cluster's size allows (topics.Replication). Returns what changed.
 
-    A topic with fewer partitions than the catalogue asks is an error, not something to grow: adding
-    partitions moves keys to other partitions, and an order's events would no longer be in order."""
+    What exists and contradicts the catalogue is an error, never fixed quietly: fewer partitions than
+    it asks (adding some moves keys to other partitions, and an order's events would no longer be in
+    order), fewer replicas than the cluster should keep, or a configuration that drifted (retention,
+    cleanup policy, min.insync.replicas)."""
     admin = AdminClient(dict(admin_client))
-    existing = admin.list_topics(timeout=timeout).topics
+    metadata = admin.list_topics(timeout=timeout)
+    existing = metadata.topics
     specs = list(specs)
+    # The cluster's size as its topics know it, too: a broker away (or lost) does not make a cluster of
+    # three a cluster of two, whose topics would want one replica.
+    kept = max(
+        (len(p.replicas) for s in specs if s.name in existing for p in existing[s.name].partitions.values()),
+        default=0,
+    )
+    replication = Replication.for_brokers(max(len(metadata.brokers), kept))
     changed: list[str] = []
 
-    short = [
-        f"{s.name} has {len(existing[s.name].partitions)} partitions, the catalogue asks {s.partitions}"
+    contradictions = [
+        f"{s.name} has {len(existing[s.name].partitions)} partitions, the catalogue asks {s.partitions}: "
+        "adding partitions would move orders' keys and break their order; migrate such a topic "
+        "deliberately (new topic, drained old one)"
         for s in specs
         if s.name in existing and len(existing[s.name].partitions) < s.partitions
     ]
-    if short:
-        raise ProvisioningError(
-            "; ".join(short) + ": adding partitions would move orders' keys and break their order; "
-            "migrate such a topic deliberately (new topic, drained old one)"
-        )
+    present = [s for s in specs if s.name in existing]
+    contradictions += [
+        f"{s.name} keeps {replicas} replicas of a partition, the cluster should keep "
+        f"{replication.factor}: reassign its partitions (kafka-reassign-partitions)"
+        for s in present
+        if (replicas := min(len(p.replicas) for p in existing[s.name].partitions.values()))
+        < replication.factor
+    ]
+    contradictions += _drifted(admin, present, replication, timeout)
+    if contradictions:
+        raise ProvisioningError("; ".join(contradictions))
     to_create = [
-        NewTopic(s.name, num_partitions=s.partitions, replication_factor=1, config=s.config())
+        NewTopic(
+            s.name,
+            num_partitions=s.partitions,
+            replication_factor=replication.factor,
+            config=s.config(replication),
+        )
         for s in specs
         if s.name not in existing
     ]
@@ -93,6 +117,28 @@ def ensure_topics(
             if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                 raise
     return changed
+
+
+def _drifted(
+    admin: AdminClient, specs: list[TopicSpec], replication: Replication, timeout: float
+) -> list[str]:
+    """Each setting of these topics that is not what the catalogue says, as the broker has it now
+    (set on the topic, or the broker's default it falls back to)."""
+    if not specs:
+        return []
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, s.name) for s in specs]
+    futures = admin.describe_configs(resources, request_timeout=timeout)
+    drifted = []
+    for spec, resource in zip(specs, resources, strict=True):
+        actual = futures[resource].result()
+        for key, wanted in spec.config(replication).items():
+            have = actual[key].value if key in actual else None
+            if have != wanted:
+                drifted.append(
+                    f"{spec.name} has {key}={have}, the catalogue says {wanted}: change the catalogue "
+                    f"(shared/topics.py) or the topic (kafka-configs --alter), deliberately"
+                )
+    return drifted
 
 
 def ensure_access(settings: Settings, timeout: float = 30) -> AccessChanges:

@@ -20,8 +20,27 @@ class TopicSpec:
     partitions: int
     retention_ms: int
 
-    def config(self) -> dict[str, str]:
-        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+    def config(self, replication: Replication) -> dict[str, str]:
+        """What the topic's configuration must be, on a cluster replicating so."""
+        return {
+            "retention.ms": str(self.retention_ms),
+            "cleanup.policy": "delete",
+            "min.insync.replicas": str(replication.min_insync),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Replication:
+    """How many copies of each partition, and how many must have a write before it is acknowledged
+    (producers ask acks=all): with three brokers, 3 and 2, so an acknowledged write survives the loss
+    of any one broker and writes go on while one is away; with fewer, what the cluster can hold."""
+
+    factor: int
+    min_insync: int
+
+    @classmethod
+    def for_brokers(cls, brokers: int) -> Replication:
+        return cls(3, 2) if brokers >= 3 else cls(1, 1)
 
 
 # Where orders come from: not a process on the runtime, a publisher with a topic (and principal) of

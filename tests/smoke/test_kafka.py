@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, NewTopic
 
 from shared.provision import ProvisioningError, ensure_topics
-from shared.topics import DAY_MS, TOPICS, TopicSpec
+from shared.topics import DAY_MS, TOPICS, Replication, TopicSpec
+
+SET = AlterConfigOpType.SET
 
 
 def test_produce_and_consume_through_a_new_topic(kafka_config, unique):
@@ -78,5 +80,30 @@ def test_provisioning_creates_what_is_missing_and_never_adds_partitions(kafka_co
         with pytest.raises(ProvisioningError, match=rf"{spec.name} has 2 partitions, the catalogue asks 4"):
             ensure_topics(kafka_config, [wider])
         assert len(admin.list_topics(spec.name, timeout=10).topics[spec.name].partitions) == 2
+    finally:
+        admin.delete_topics([spec.name])[spec.name].result(timeout=30)
+
+
+def test_provisioning_refuses_a_topic_whose_configuration_drifted(kafka_config, unique):
+    """Retention, cleanup policy or min.insync.replicas changed by hand: provisioning names each and
+    changes nothing, rather than accept it or quietly set it back."""
+    admin = AdminClient(kafka_config)
+    spec = TopicSpec(f"drift.{unique}", 1, DAY_MS)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, spec.name)
+    try:
+        assert ensure_topics(kafka_config, [spec]) == [spec.name]
+        configs = admin.describe_configs([resource])[resource].result()
+        replication = Replication.for_brokers(len(admin.list_topics(timeout=10).brokers))
+        assert {k: configs[k].value for k in spec.config(replication)} == spec.config(replication)
+
+        resource.add_incremental_config(ConfigEntry("retention.ms", "1000", incremental_operation=SET))
+        resource.add_incremental_config(ConfigEntry("cleanup.policy", "compact", incremental_operation=SET))
+        admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+        with pytest.raises(ProvisioningError) as refused:
+            ensure_topics(kafka_config, [spec])
+        assert f"{spec.name} has retention.ms=1000, the catalogue says {DAY_MS}" in str(refused.value)
+        assert f"{spec.name} has cleanup.policy=compact, the catalogue says delete" in str(refused.value)
+        configs = admin.describe_configs([resource])[resource].result()
+        assert configs["retention.ms"].value == "1000", "left as it is, for an operator to decide"
     finally:
         admin.delete_topics([spec.name])[spec.name].result(timeout=30)

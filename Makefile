@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STACK  := PYTHONPATH=deploy/local $(PY) -m localstack
+# BROKERS=3 (stack-up, first time): a three-broker Kafka cluster; the stack keeps what it was made with.
+BROKERS ?=
+STACK  := BROKERS=$(BROKERS) PYTHONPATH=deploy/local $(PY) -m localstack
 
 .DEFAULT_GOAL := help
 .PHONY: help venv stack-install stack-up stack-down stack-status stack-clean seed run stop test test-containers lint format bench bench-core bench-show chaos
@@ -74,4 +76,4 @@ bench-show: venv ## Time `shopctl order show` with 100k orders in the read model
 CHAOS_ORDERS ?= 5000
 CHAOS_RATE ?= 100
 chaos: venv ## Orders under kill -9 of every service (twice), Kafka and PostgreSQL; then the books (stack and services up)
-	CHAOS_ORDERS=$(CHAOS_ORDERS) CHAOS_RATE=$(CHAOS_RATE) $(PY) -m tests.chaos.run
+	BROKERS=$(BROKERS) CHAOS_ORDERS=$(CHAOS_ORDERS) CHAOS_RATE=$(CHAOS_RATE) $(PY) -m tests.chaos.run

@@ -64,3 +64,27 @@ def test_status_of_a_stack_that_is_not_running_says_so_and_fails(tmp_path):
     assert result.returncode == 1
     for component in ("postgres", "kafka", "schema-registry", "jaeger"):
         assert any(line.startswith(component) and "stopped" in line for line in result.stdout.splitlines())
+
+
+def test_a_broker_count_the_stack_cannot_run_is_refused(tmp_path):
+    result = localstack("up", env={"SHOP_STACK_STATE": str(tmp_path / "state"), "BROKERS": "2"})
+    assert result.returncode == 2
+    assert "BROKERS=2: the local stack runs 1 or 3 brokers" in result.stdout
+    assert not (tmp_path / "state" / "run").exists(), "nothing may be started"
+
+
+def test_a_one_broker_stack_is_not_silently_made_three(tmp_path):
+    storage = tmp_path / "state" / "kafka" / "data"
+    storage.mkdir(parents=True)
+    (storage / "meta.properties").write_text("node.id=1\n")  # formatted before BROKERS existed
+    result = localstack("up", env={"SHOP_STACK_STATE": str(tmp_path / "state"), "BROKERS": "3"})
+    assert result.returncode == 2
+    assert "made with 1 broker(s), BROKERS=3 asks otherwise: `make stack-clean` first" in result.stdout
+
+
+def test_kraft_cluster_ids_never_read_as_an_option():
+    sys.path.insert(0, str(REPO / "deploy" / "local"))
+    from localstack.components import _kafka_cluster_id
+
+    ids = [_kafka_cluster_id() for _ in range(5000)]  # about 1 in 64 random ids begins with "-"
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

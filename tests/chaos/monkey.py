@@ -21,15 +21,19 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO / "deploy" / "local")}
 INFRASTRUCTURE = ("kafka", "postgres")
 
 
+def is_infrastructure(target: str) -> bool:
+    return target in INFRASTRUCTURE or target.startswith("kafka-")  # kafka-2, kafka-3: more brokers
+
+
 class ChaosError(Exception):
     pass
 
 
 @dataclass(frozen=True)
 class Kill:
-    target: str  # a process of the saga (order, ..., timeline), or kafka, or postgres
+    target: str  # a process of the saga (order, ..., timeline), or kafka (kafka-2, ...), or postgres
     at: float  # seconds into the run
-    down_for: float  # seconds between the kill and the restart
+    down_for: float | None  # seconds between the kill and the restart; None: lost for good
 
 
 def service_pids(service: str) -> list[int]:
@@ -49,7 +53,7 @@ def service_pids(service: str) -> list[int]:
 
 def kill(target: str) -> None:
     """SIGKILL: no shutdown hook runs, nothing is flushed, as in a crash or the OOM killer."""
-    if target in INFRASTRUCTURE:
+    if is_infrastructure(target):
         pid_file = REPO / ".stack" / "run" / f"{target}.pid"
         try:
             pid = int(pid_file.read_text())
@@ -75,7 +79,7 @@ def kill(target: str) -> None:
 
 def restart(target: str, timeout: float = 120) -> None:
     """Start it again and wait until it is healthy (for a component, provisioned again too)."""
-    command = "up" if target in INFRASTRUCTURE else "run"
+    command = "up" if is_infrastructure(target) else "run"
     done = subprocess.run(
         [*STACK, command, target],
         cwd=REPO,
@@ -87,7 +91,7 @@ def restart(target: str, timeout: float = 120) -> None:
     )
     if done.returncode != 0:
         raise ChaosError(f"restarting {target} failed:\n{done.stdout}{done.stderr}")
-    if target not in INFRASTRUCTURE:
+    if not is_infrastructure(target):
         deadline = time.monotonic() + timeout
         while not healthy(HEALTH_PORTS[target]):
             if time.monotonic() > deadline:

@@ -33,7 +33,7 @@ from shared.messaging.publisher import EventPublisher
 from shared.settings import PROCESSES, Settings, get_settings
 from shared.topics import STOREFRONT
 from tests.chaos.books import Books, Deadlines, Holdings, Tables, audit, status_counts
-from tests.chaos.monkey import INFRASTRUCTURE, Kill, kill, restart
+from tests.chaos.monkey import INFRASTRUCTURE, REPO, Kill, kill, restart
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,8 @@ class Plan:
     # for an hour: its orders end by the clock. None: no such outage.
     outage: str | None = None
     outage_beyond_deadline: float = 15.0
+    # A broker killed for good (a three-broker cluster: kafka-3), never brought back. None: no such loss.
+    lost_broker: str | None = None
     seed: int = 1
     end_timeout: float = 600.0  # for every order to end, after the last was published
 
@@ -65,12 +67,16 @@ def schedule(plan: Plan, rng: random.Random, deadline: float) -> list[Kill]:
     targets = [p for p in PROCESSES for _ in range(plan.kills_per_process)] + list(INFRASTRUCTURE)
     if plan.outage:
         targets.append(f"{plan.outage} (outage)")
+    if plan.lost_broker:
+        targets.append(f"{plan.lost_broker} (lost)")
     rng.shuffle(targets)
     moments = sorted(rng.uniform(0.05 * window, 0.9 * window) for _ in targets)
     kills = []
     for target, at in zip(targets, moments, strict=True):
         if target.endswith(" (outage)"):
             kills.append(Kill(target.split()[0], at, deadline + plan.outage_beyond_deadline))
+        elif target.endswith(" (lost)"):
+            kills.append(Kill(target.split()[0], at, None))
         else:
             kills.append(Kill(target, at, rng.uniform(0.5, 3.0)))
     return kills
@@ -150,6 +156,10 @@ def _break(
                 time.sleep(delay)
             t = time.monotonic()
             kill(k.target)
+            if k.down_for is None:
+                done.append((k, float("inf")))
+                say(f"  {t - started:6.1f} s  kill -9 {k.target:10} lost for good")
+                continue
             time.sleep(k.down_for)
             restart(k.target)
             back = time.monotonic() - t
@@ -186,6 +196,12 @@ def _spread(seconds: list[float]) -> str:
     return f"p50 {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s"
 
 
+def _brokers() -> int:
+    """The local stack's brokers: BROKERS, else as its Kafka was formatted."""
+    formatted = REPO / ".stack" / "kafka" / "brokers"
+    return int(os.environ.get("BROKERS") or (formatted.read_text() if formatted.exists() else 1))
+
+
 def main() -> int:
     chaos = Plan(
         orders=int(os.environ.get("CHAOS_ORDERS", "5000")),
@@ -193,6 +209,7 @@ def main() -> int:
         kills_per_process=int(os.environ.get("CHAOS_KILLS", "2")),
         seed=int(os.environ.get("CHAOS_SEED", "1")),
         outage=os.environ.get("CHAOS_OUTAGE", "inventory") or None,
+        lost_broker="kafka-3" if _brokers() == 3 else None,
     )
     outcome = run(chaos, get_settings())
     report(outcome)

@@ -20,12 +20,30 @@ umask 077
 secrets=$(mktemp -d)
 trap 'rm -rf "$secrets"' EXIT
 
+# A node of three (docker-compose.brokers3.yml sets SHOP_KAFKA_VOTERS): its own properties. How many
+# brokers the storage was made for is kept beside it: a one-broker volume cannot join a cluster.
+brokers=1
+if [ -n "${SHOP_KAFKA_VOTERS:-}" ]; then
+  brokers=$(tr ',' '\n' <<< "$SHOP_KAFKA_VOTERS" | grep -c .)
+  bash /etc/kafka/shop/cluster.sh "$CONFIG" > /tmp/server.properties
+  CONFIG=/tmp/server.properties
+fi
+if [ -f "$DATA/meta.properties" ]; then
+  formatted=$(cat "$DATA/.shop-brokers" 2>/dev/null || echo 1)
+  if [ "$formatted" != "$brokers" ]; then
+    echo "kafka: this volume was made for $formatted broker(s), not $brokers:" \
+      "\`docker compose down -v\` first (it deletes the stack's data)" >&2
+    exit 2
+  fi
+fi
+
 if [ ! -f "$DATA/meta.properties" ]; then
   # printf is a shell builtin: the password is in no process's arguments, only in the @-file java reads.
   printf '%s\n' format -t "$CLUSTER_ID" -c "$CONFIG" \
     --add-scram "SCRAM-SHA-512=[name=admin,password=$KAFKA_ADMIN_PASSWORD]" > "$secrets/format.args"
   "$BIN/kafka-storage.sh" "@$secrets/format.args"
   touch "$MARKER"
+  echo "$brokers" > "$DATA/.shop-brokers"
 elif [ ! -f "$MARKER" ]; then
   # A volume formatted before the broker required logins has no admin user, and formatting again
   # would lose its events: run the broker once as it was (unsecured, on the container's loopback only),

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from localstack import install
-from localstack.components import Component, all_components, service_processes
+from localstack.components import BrokerCountError, Component, all_components, service_processes
 from localstack.paths import STATE
 from localstack.process import port_in_use
 from shared.settings import PROCESSES, get_settings
@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](components)
     except install.MissingPrerequisite as exc:
         _say(f"missing prerequisite: {exc}")
+        return 2
+    except BrokerCountError as exc:
+        _say(f"stack-{args.command}: {exc}")
         return 2
     except StackError as exc:
         _say(f"stack-{args.command} failed: {exc}")

@@ -186,17 +186,56 @@ class Postgres(Component):
         )
 
 
+# How many brokers a stack has is fixed when its storage is first formatted (`make stack-up BROKERS=3`):
+# node 1 keeps the one-broker stack's ports and paths, node n listens on 9092 + 2(n-1) for clients and
+# the port after it for the controllers.
+BROKERS_FILE = STATE / "kafka" / "brokers"
+
+
+class BrokerCountError(Exception):
+    """BROKERS asks for what the local stack cannot be, or for other than what it was made with."""
+
+
+def kafka_brokers() -> int:
+    """This stack's number of brokers: as formatted, else BROKERS (1 or 3), else 1."""
+    asked = os.environ.get("BROKERS", "").strip()
+    if asked not in ("", "1", "3"):
+        raise BrokerCountError(f"BROKERS={asked}: the local stack runs 1 or 3 brokers")
+    formatted_alone = (STATE / "kafka" / "data" / "meta.properties").exists()  # from before BROKERS
+    if BROKERS_FILE.exists() or formatted_alone:
+        formatted = int(BROKERS_FILE.read_text()) if BROKERS_FILE.exists() else 1
+        if asked and int(asked) != formatted:
+            raise BrokerCountError(
+                f"this stack's Kafka was made with {formatted} broker(s), BROKERS={asked} asks otherwise: "
+                "`make stack-clean` first (it deletes the stack's data)"
+            )
+        return formatted
+    return int(asked or 1)
+
+
 class Kafka(Component):
-    name = "kafka"
     start_timeout = 90
+
+    def __init__(self, settings: Settings, node: int = 1, brokers: int = 1) -> None:
+        self.node, self.brokers = node, brokers
+        self.name = "kafka" if node == 1 else f"kafka-{node}"
+        super().__init__(settings)
 
     @property
     def ports(self) -> dict[str, int]:
-        return {"broker": _port_of(self.settings.kafka_bootstrap_servers, 9092), "controller": 9093}
+        first = _port_of(self.settings.kafka_bootstrap_servers, 9092)
+        client = first + 2 * (self.node - 1)
+        return {"broker": client, "controller": 9093 + 2 * (self.node - 1)}
 
     @property
     def endpoints(self) -> dict[str, str]:
-        return {"bootstrap": self.settings.kafka_bootstrap_servers}
+        if self.node == 1:
+            return {"bootstrap": self.settings.kafka_bootstrap_servers}
+        return {"broker": f"localhost:{self.ports['broker']}"}
+
+    @property
+    def _data(self) -> Path:
+        return STATE / self.name / "data"
 
     def launch(self) -> None:
         config = self._config("server.properties")
@@ -204,15 +243,24 @@ class Kafka(Component):
         self._issue_tls(secrets)
         # A migration cut short (stack-up killed) may have left the unsecured broker running.
         self._unsecured.stop()
-        if not (STATE / "kafka" / "data" / "meta.properties").exists():
+        if not (self._data / "meta.properties").exists():
             # The admin user is written into the new storage; everyone else is provisioned.
             scram = f"{self.settings.kafka_sasl_mechanism}=[name={ADMIN},password={self._admin_password}]"
-            self._run_tool("kafka.tools.StorageTool", "format", "-t", _kafka_cluster_id(), "-c", str(config),
+            self._run_tool("kafka.tools.StorageTool", "format", "-t", self._cluster_id(), "-c", str(config),
                            "--add-scram", scram)  # fmt: skip
             self._admin_marker.touch()
+            BROKERS_FILE.write_text(f"{self.brokers}\n")
         elif not self._admin_marker.exists():
             self._add_admin_to_unsecured_storage()
         self.process.start(self._broker_command(config), env=secrets)
+
+    def _cluster_id(self) -> str:
+        """One id for every node of the cluster, made by the first one formatted."""
+        path = STATE / "kafka" / "cluster.id"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(_kafka_cluster_id())
+        return path.read_text().strip()
 
     @property
     def _admin_password(self) -> str:
@@ -223,7 +271,7 @@ class Kafka(Component):
         # Storage formatted before the broker authenticated has no admin user (see below). In the
         # data directory, so that it goes and comes with the storage (Kafka reads only directories
         # and files of its own there).
-        return STATE / "kafka" / "data" / ".shop-admin-user"
+        return self._data / ".shop-admin-user"
 
     @property
     def _unsecured(self) -> ManagedProcess:
@@ -271,13 +319,31 @@ class Kafka(Component):
             print(result.stdout.strip().splitlines()[-1], flush=True)
 
     def _config(self, template: str) -> Path:
-        config = STATE / "kafka" / template
+        config = STATE / self.name / template
         config.parent.mkdir(parents=True, exist_ok=True)
         # safe_substitute: ${env:...} is the broker's own placeholder, left for it.
-        config.write_text(
-            Template((DEPLOY / "kafka" / template).read_text()).safe_substitute(STATE=STATE, TLS=TLS)
-        )
+        text = Template((DEPLOY / "kafka" / template).read_text()).safe_substitute(STATE=STATE, TLS=TLS)
+        config.write_text(_with_properties(text, self._cluster_properties()) if self.brokers > 1 else text)
         return config
+
+    def _cluster_properties(self) -> dict[str, str]:
+        """What a node of a three-broker cluster changes in the one-broker configuration: its id, ports
+        and storage, the controller quorum, and three replicas of every internal topic, two in sync."""
+        voters = ",".join(f"{n}@127.0.0.1:{9093 + 2 * (n - 1)}" for n in range(1, self.brokers + 1))
+        client, controller = self.ports["broker"], self.ports["controller"]
+        return {
+            "node.id": str(self.node),
+            "controller.quorum.voters": voters,
+            "listeners": f"CLIENT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}",
+            "advertised.listeners": f"CLIENT://localhost:{client}",
+            "log.dirs": str(self._data),
+            "offsets.topic.replication.factor": "3",
+            "transaction.state.log.replication.factor": "3",
+            "transaction.state.log.min.isr": "2",
+            "share.coordinator.state.topic.replication.factor": "3",
+            "share.coordinator.state.topic.min.isr": "2",
+            "min.insync.replicas": "2",
+        }
 
     def _java(self) -> list[str]:
         return [
@@ -337,13 +403,16 @@ class Kafka(Component):
         if not port_open(self.ports["broker"]):
             return False
         try:
-            admin = AdminClient({**self.settings.kafka_client(ADMIN), "log_level": 0})
-            admin.list_topics(timeout=2)
+            # This node itself, not whichever the bootstrap list reaches first.
+            own = {"bootstrap.servers": f"localhost:{self.ports['broker']}", "log_level": 0}
+            AdminClient({**self.settings.kafka_client(ADMIN), **own}).list_topics(timeout=2)
             return True
         except KafkaException:
             return False
 
     def after_healthy(self) -> None:
+        if self.node != self.brokers:
+            return  # provisioning waits for the last node: topics are replicated to every broker
         from shared.provision import ensure_access, ensure_topics
 
         admin = self.settings.kafka_client(ADMIN)
@@ -351,11 +420,26 @@ class Kafka(Component):
         ensure_access(self.settings)
 
 
+def _with_properties(text: str, values: dict[str, str]) -> str:
+    """A .properties text with these keys set: in place where the text has them, else appended."""
+    lines, seen = [], set()
+    for line in text.splitlines():
+        key = line.split("=", 1)[0].strip()
+        if not line.lstrip().startswith("#") and key in values:
+            line, _ = f"{key}={values[key]}", seen.add(key)
+        lines.append(line)
+    lines += [f"{k}={v}" for k, v in values.items() if k not in seen]
+    return "\n".join(lines) + "\n"
+
+
 def _kafka_cluster_id() -> str:
-    # KRaft cluster ids are 16 random bytes in URL-safe base64, without padding.
+    # KRaft cluster ids are 16 random bytes in URL-safe base64, without padding; one that begins with
+    # "-" would read as an option to kafka-storage, so it is drawn again (as Kafka's Uuid.randomUuid does).
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while (cluster_id := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")).startswith("-"):
+        pass
+    return cluster_id
 
 
 class SchemaRegistry(Component):
@@ -526,4 +610,6 @@ def service_processes(settings: Settings) -> list[Component]:
 
 def all_components(settings: Settings) -> list[Component]:
     """In start order: the registry keeps its schemas in PostgreSQL."""
-    return [Postgres(settings), Kafka(settings), SchemaRegistry(settings), Jaeger(settings)]
+    brokers = kafka_brokers()
+    kafka = [Kafka(settings, node, brokers) for node in range(1, brokers + 1)]
+    return [Postgres(settings), *kafka, SchemaRegistry(settings), Jaeger(settings)]

@@ -109,6 +109,13 @@ class Settings(BaseSettings):
     # /health and /metrics of a service process; containers listen on every interface.
     health_port: int | None = None
     health_host: str = "127.0.0.1"
+    # Where shopctl finds each process's /health and /metrics: "{process}" stands for the process's
+    # name (compose: each process is a container of that name; on a host, all are on loopback).
+    health_probe_host: str = "127.0.0.1"
+
+    def health_url(self, process: ServiceName, path: str) -> str:
+        host = self.health_probe_host.replace("{process}", process)
+        return f"http://{host}:{HEALTH_PORTS[process]}{path}"
 
     # Where every database URL points, when set ("host:port"). Containers set it to reach the
     # `postgres` service while .env.example keeps the host view (localhost:5432).

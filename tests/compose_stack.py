@@ -6,20 +6,18 @@ them, and topics, roles and schemas are provisioned by the same code the local s
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from testcontainers.compose import DockerCompose
 
 REPO = Path(__file__).resolve().parents[1]
-INFRASTRUCTURE = ["kafka", "schema-registry", "postgres", "jaeger"]
+# The gateway gives the host the registry at the local stack's path (.env.example's URL).
+INFRASTRUCTURE = ["kafka", "schema-registry", "schema-registry-gateway", "postgres", "jaeger"]
 
 
 def start() -> DockerCompose:
     compose = DockerCompose(REPO, compose_file_name="docker-compose.yml", services=INFRASTRUCTURE, wait=True)
     compose.start()
-    # Confluent's registry serves its API at the root (Apicurio, in the local stack, under a path).
-    os.environ["SCHEMA_REGISTRY_URL"] = "http://localhost:8081"
 
     from shared.provision import ensure_roles_and_schemas, ensure_topics
     from shared.settings import get_settings

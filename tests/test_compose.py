@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 from localstack import install  # noqa: E402
-from localstack.components import all_components  # noqa: E402
+from localstack.components import Postgres, all_components  # noqa: E402
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -95,7 +95,9 @@ def test_host_ports_are_the_local_stack_ports():
     local = {c.name: set(c.ports.values()) for c in all_components(Settings())}
     # The controller listener stays inside each stack.
     assert host_ports("kafka") == local["kafka"] - {9093}
-    assert host_ports("schema-registry") == local["schema-registry"]
+    # The registry itself has none: the gateway serves the host (test_one_registry_url_for_the_host).
+    assert host_ports("schema-registry") == set()
+    assert host_ports("schema-registry-gateway") == local["schema-registry"]
     assert host_ports("postgres") == local["postgres"]
     assert host_ports("jaeger") == local["jaeger"]
 
@@ -207,9 +209,59 @@ def test_the_registry_requires_logins_made_from_the_environment():
     registry = SERVICES["schema-registry"]
     assert registry["entrypoint"] == ["/bin/bash", "/etc/schema-registry/shop/start.sh"]
     assert registry["environment"]["SCHEMA_REGISTRY_AUTHENTICATION_METHOD"] == "BASIC"
-    assert "--netrc-file" in registry["healthcheck"]["test"]
+    assert registry["healthcheck"]["test"] == ["CMD", "bash", "/etc/schema-registry/shop/healthcheck.sh"]
     script = (REPO / "deploy/compose/schema-registry/start.sh").read_text()
+    assert "| base64 -w0 > /tmp/healthcheck.auth" in script
     for user in ("provisioning", "storefront", "reader"):
         assert f"{user}: $SCHEMA_REGISTRY_{user.upper()}_PASSWORD," in script
     ui = SERVICES["kafka-ui"]["environment"]
     assert ui["KAFKA_CLUSTERS_0_SCHEMAREGISTRYAUTH_USERNAME"] == "reader"
+
+
+LONG_RUNNING = sorted(set(SERVICES) - ONE_SHOT)
+
+
+@pytest.mark.parametrize("name", LONG_RUNNING)
+def test_everything_long_running_comes_back_after_a_reboot(name):
+    assert SERVICES[name].get("restart") == "unless-stopped", name
+
+
+def test_up_runs_the_code_of_the_checkout():
+    for name, service in SERVICES.items():
+        if "build" in service:
+            assert service["pull_policy"] == "build", name
+
+
+def test_postgres_allows_the_connections_the_local_stack_allows():
+    command = SERVICES["postgres"]["command"]
+    assert command[0] == "postgres"
+    assert f"max_connections={Postgres.MAX_CONNECTIONS}" in command
+
+
+def test_shopctl_in_a_container_probes_each_process_in_its_own_container():
+    for name, service in SERVICES.items():
+        env = service.get("environment", {})
+        if "KAFKA_BOOTSTRAP_SERVERS" in env:  # the app image
+            assert env["HEALTH_PROBE_HOST"] == "{process}", name
+    assert set(PROCESSES) <= set(SERVICES), "each process is the container of its name"
+
+
+def test_kafkas_healthcheck_is_a_small_jvm_and_seldom_once_started():
+    check = SERVICES["kafka"]["healthcheck"]
+    assert check["test"][1].startswith("KAFKA_HEAP_OPTS=-Xmx64m ")
+    assert check["interval"] == "30s" and check["start_interval"] == "5s"
+
+
+def test_one_registry_url_for_the_host():
+    """.env.example's registry URL (Apicurio's path) reaches Confluent's registry through the gateway."""
+    url = dotenv_values(REPO / ".env.example")["SCHEMA_REGISTRY_URL"]
+    path = "/" + url.split("/", 3)[3].rstrip("/") + "/"
+    gateway = SERVICES["schema-registry-gateway"]
+    conf_mount = "./deploy/compose/schema-registry/gateway.conf:/etc/nginx/conf.d/default.conf:ro"
+    assert conf_mount in gateway["volumes"]
+    assert gateway["depends_on"] == {"schema-registry": {"condition": "service_healthy"}}
+    conf = (REPO / "deploy/compose/schema-registry/gateway.conf").read_text()
+    mapping = re.search(r"location (\S+) \{\s*proxy_pass (\S+);", conf)
+    assert mapping and mapping.groups() == (path, "http://schema-registry:8081/")
+    # The app containers go to the registry itself, at its root.
+    assert SERVICES["order"]["environment"]["SCHEMA_REGISTRY_URL"] == "http://schema-registry:8081"

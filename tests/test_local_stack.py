@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,3 +89,36 @@ def test_kraft_cluster_ids_never_read_as_an_option():
 
     ids = [_kafka_cluster_id() for _ in range(5000)]  # about 1 in 64 random ids begins with "-"
     assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_postgres_starts_from_a_checkout_its_server_user_cannot_enter(tmp_path):
+    private = tmp_path / "home"  # as root's home: mode 0700
+    private.mkdir(mode=0o700)
+    outside = Path(tempfile.mkdtemp(prefix="shop-outside-"))
+    outside.chmod(0o755)
+    port = free_port()
+    env = {
+        "SHOP_STACK_STATE": str(private / "checkout" / ".stack"),
+        "SHOP_STACK_OUTSIDE": str(outside),
+        "DATABASE_ADMIN_URL": f"postgresql+psycopg://postgres:pw@localhost:{port}/postgres",
+    }
+    try:
+        up = localstack("up", "postgres", env=env)
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "postgres         healthy" in up.stdout
+        home = private / "checkout" / ".stack" / "postgres"
+        if os.geteuid() == 0:  # the server runs as `postgres`: its files moved where it can reach them
+            assert home.is_symlink() and home.resolve().is_relative_to(outside)
+        assert (home / "data" / "PG_VERSION").exists()
+    finally:
+        clean = localstack("clean", "postgres", env=env)
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert not (private / "checkout" / ".stack").exists()
+    assert list(outside.iterdir()) == [], "clean removes what was kept outside too"
+    outside.rmdir()

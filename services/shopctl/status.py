@@ -19,7 +19,7 @@ from services.shopctl import kafka
 from services.shopctl.errors import CliError
 from services.shopctl.readmodel import ReadModel
 from shared.access import HEARS, OPERATOR_GROUP_PREFIX
-from shared.settings import HEALTH_PORTS, PROCESSES, Settings, get_settings
+from shared.settings import PROCESSES, ServiceName, Settings, get_settings
 from shared.topics import dead_letter_topic, events_topic
 
 console = Console()
@@ -34,17 +34,16 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def _health(process: str, settings: Settings) -> dict[str, Any] | None:
-    port = HEALTH_PORTS[process]
+def _health(process: ServiceName, settings: Settings) -> dict[str, Any] | None:
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json()
+        return httpx.get(settings.health_url(process, "/health"), timeout=2).json()
     except (httpx.HTTPError, ValueError):
         return None
 
 
-def _metric(process: str, name: str) -> float | None:
+def _metric(process: ServiceName, name: str, settings: Settings) -> float | None:
     try:
-        text = httpx.get(f"http://127.0.0.1:{HEALTH_PORTS[process]}/metrics", timeout=2).text
+        text = httpx.get(settings.health_url(process, "/metrics"), timeout=2).text
     except httpx.HTTPError:
         return None
     values = [float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{")]
@@ -147,8 +146,8 @@ def run() -> None:
         dead = None
         if consumer is not None:
             dead = consumer.get_watermark_offsets(TopicPartition(dead_letter_topic(process), 0), timeout=5)[1]
-        backlog = _metric(process, "shop_outbox_backlog")
-        parked = _metric(process, "shop_outbox_parked")
+        backlog = _metric(process, "shop_outbox_backlog", s)
+        parked = _metric(process, "shop_outbox_parked", s)
         services.add_row(
             process,
             _health_text(health),

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import os
+import subprocess
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -223,3 +228,24 @@ def test_the_storefront_changes_the_subjects_it_owns(registry, subject, settings
     storefront.register_schema(subject, _with_fields(NOTE))
     assert registry.get_versions(subject) == [1, 2]
     assert registry.set_compatibility(subject_name=subject, level="FULL_TRANSITIVE")  # provisioning's still
+
+
+def test_composes_registry_healthcheck_reads_with_bash_alone(settings, tmp_path):
+    """deploy/compose/schema-registry/healthcheck.sh, run here against this registry at its path: an
+    authenticated read answers 200; a wrong login does not pass."""
+    url = urlsplit(settings.schema_registry_url)
+    script = Path(__file__).resolve().parents[2] / "deploy/compose/schema-registry/healthcheck.sh"
+
+    def probe(password: str) -> int:
+        auth = tmp_path / "auth"
+        auth.write_text(base64.b64encode(f"reader:{password}".encode()).decode())
+        done = subprocess.run(
+            ["bash", str(script), str(url.port), f"{url.path.rstrip('/')}/subjects"],
+            env={"PATH": os.environ["PATH"], "HEALTHCHECK_AUTH": str(auth)},
+            capture_output=True,
+            timeout=10,
+        )
+        return done.returncode
+
+    assert probe(settings.schema_registry_reader_password or "") == 0
+    assert probe("not-the-password") != 0

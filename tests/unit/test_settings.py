@@ -91,3 +91,9 @@ def test_a_kafka_or_registry_password_that_would_read_as_syntax_is_refused_witho
 def test_secrets_are_left_out_of_the_settings_repr():
     shown = repr(Settings())
     assert "kafka-admin-dev" not in shown and "orders-dev" not in shown
+
+
+def test_shopctl_finds_each_process_on_loopback_or_in_its_container():
+    assert Settings().health_url("payment", "/health") == "http://127.0.0.1:9103/health"
+    in_compose = Settings(health_probe_host="{process}")
+    assert in_compose.health_url("timeline", "/metrics") == "http://timeline:9105/metrics"

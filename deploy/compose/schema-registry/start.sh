@@ -29,8 +29,8 @@ SchemaRegistry {
   $module required file="$dir/users" debug="false";
 };
 JAAS
-# For the healthcheck (curl --netrc-file): the reader's login.
-printf 'machine localhost login reader password %s\n' "$SCHEMA_REGISTRY_READER_PASSWORD" > /tmp/healthcheck.netrc
+# For the healthcheck (healthcheck.sh, bash alone): the reader's login, as HTTP basic sends it.
+printf 'reader:%s' "$SCHEMA_REGISTRY_READER_PASSWORD" | base64 -w0 > /tmp/healthcheck.auth
 
 export SCHEMA_REGISTRY_OPTS="${SCHEMA_REGISTRY_OPTS:-} -Djava.security.auth.login.config=$dir/jaas.conf"
 export SCHEMA_REGISTRY_KAFKASTORE_SASL_JAAS_CONFIG="org.apache.kafka.common.security.scram.ScramLoginModule required username=\"schema-registry\" password=\"$KAFKA_SCHEMA_REGISTRY_PASSWORD\";"

@@ -6,6 +6,7 @@ up/down: the infrastructure (down also stops the services); run/stop: the four s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -161,6 +162,12 @@ def cmd_status(components: list[Component]) -> int:
 
 def cmd_clean(components: list[Component]) -> int:
     cmd_down(components)
+    if STATE.is_dir():
+        for link in (p for p in STATE.iterdir() if p.is_symlink()):  # state kept outside (Postgres.home)
+            kept = link.resolve()
+            shutil.rmtree(kept, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                kept.parent.rmdir()  # this stack's folder there, once empty
     shutil.rmtree(STATE, ignore_errors=True)
     _say(f"removed {STATE}")
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import signal
@@ -22,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from localstack import install
-from localstack.paths import DEPLOY, REPO, STATE, TLS
+from localstack.paths import DEPLOY, OUTSIDE_STATE, REPO, STATE, TLS
 from localstack.process import ManagedProcess, port_open
 from shared.access import ADMIN, REGISTRY_ROLES
 from shared.settings import HEALTH_PORTS, PROCESSES, ServiceName, Settings, libpq_dsn
@@ -82,12 +83,21 @@ class Postgres(Component):
     stop_signal = signal.SIGINT
 
     name = "postgres"
+    # Five processes' pools, their relays, shopctl and the tests' own connections (compose: the same).
+    MAX_CONNECTIONS = 300
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.admin = settings.admin_database_url()
-        self.data = STATE / "postgres" / "data"
-        self.socket_dir = STATE / "postgres" / "run"
+        self.home = STATE / "postgres"
+
+    @property
+    def data(self) -> Path:
+        return self.home.resolve() / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home.resolve() / "run"
 
     @property
     def ports(self) -> dict[str, int]:
@@ -116,8 +126,26 @@ class Postgres(Component):
             pw = pwd.getpwnam("postgres")
             os.chown(path, pw.pw_uid, pw.pw_gid)
 
+    def _find_a_home(self) -> None:
+        """Under root the server runs as `postgres`, which cannot enter a checkout in a private folder
+        (root's home is 0700): then its files live under /var/lib/shop-stack, linked from .stack."""
+        if self.home.exists() or os.geteuid() != 0:
+            return
+        STATE.mkdir(parents=True, exist_ok=True)
+        if self._server_user_reaches(STATE):
+            return
+        key = hashlib.sha256(str(STATE.resolve()).encode()).hexdigest()[:12]
+        outside = OUTSIDE_STATE / key / "postgres"
+        outside.mkdir(parents=True, exist_ok=True)
+        self.home.symlink_to(outside, target_is_directory=True)
+
+    def _server_user_reaches(self, path: Path) -> bool:
+        test = subprocess.run([*self._as_server_user(), "test", "-x", str(path)], capture_output=True)
+        return test.returncode == 0
+
     def launch(self) -> None:
         bin_dir = install.postgres_bin_dir()
+        self._find_a_home()
         for d in (self.data.parent, self.socket_dir):
             d.mkdir(parents=True, exist_ok=True)
             self._own(d)
@@ -136,8 +164,9 @@ class Postgres(Component):
                 "-c",
                 f"unix_socket_directories={self.socket_dir}",
                 "-c",
-                "max_connections=300",
-            ]
+                f"max_connections={self.MAX_CONNECTIONS}",
+            ],
+            cwd=self.data.parent,  # the server and its tools go back to where they started: one it may enter
         )
 
     def _initdb(self, bin_dir: Path) -> None:
@@ -160,6 +189,7 @@ class Postgres(Component):
                 ],
                 capture_output=True,
                 text=True,
+                cwd=self.data.parent,
             )
         finally:
             os.unlink(pw.name)

@@ -3,7 +3,7 @@
 Wire format: magic byte 0, the schema's 4-byte registry id, then the Avro body (fastavro). Subjects
 follow the topic-record-name strategy (`<topic>-<record name>`), because one topic carries every event
 type of its owning service. Schemas are registered, and each subject's compatibility set, by
-provisioning (shared/provision.py); a service only looks up, at start-up, the ids of the schemas it
+provisioning (shared/provision/); a service only looks up, at start-up, the ids of the schemas it
 publishes; per message there is only dictionary look-ups and (de)serialisation. A schema id a message
 names is read with only once the registry says it is a version of our contract's subject for its
 record (writer_schemas.py has the other checks); refused ids are remembered a minute.

@@ -9,18 +9,34 @@ BROKERS ?=
 STACK  := BROKERS=$(BROKERS) PYTHONPATH=deploy/local $(PY) -m localstack
 
 .DEFAULT_GOAL := help
-.PHONY: help venv stack-install stack-up stack-down stack-status stack-clean seed run stop test test-containers lint format bench bench-core bench-show chaos
+.PHONY: help venv lock stack-install stack-up stack-down stack-status stack-clean seed run stop test test-containers lint format bench bench-core bench-show chaos
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 venv: $(VENV)/.installed ## Create .venv with the project and its dev tools
 
-$(VENV)/.installed: pyproject.toml
+# Every package from the lock, each checked against its hashes; then the project alone (no dependency of
+# its own resolved, nor a build backend fetched: setuptools is in the lock too).
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
+
+# requirements-dev.lock (runtime and dev, plus pip and the build backend: make venv, CI) and
+# requirements.lock (runtime: the image), resolved from pyproject.toml for CPython 3.11 on Linux x86_64,
+# every file hashed. Pins are kept unless pyproject.toml no longer allows them; UPGRADE=name moves that
+# package to its newest release allowed, UPGRADE=all every package. The runtime lock is held to the dev
+# lock's versions, so the image runs what the tests ran.
+UPGRADE ?=
+LOCK := $(PY) -m uv pip compile -q --generate-hashes --python-version 3.11 \
+  --python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' \
+  $(if $(filter all,$(UPGRADE)),--upgrade,$(addprefix --upgrade-package ,$(UPGRADE)))
+lock: venv ## Resolve requirements.lock and requirements-dev.lock again (UPGRADE=name or UPGRADE=all to upgrade)
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], "pip", sep="\n")' \
+	  | $(LOCK) --extra dev -o requirements-dev.lock pyproject.toml -
+	$(LOCK) -c requirements-dev.lock -o requirements.lock pyproject.toml
 
 stack-install: venv ## Fetch and build the no-Docker stack's components (cached)
 	$(STACK) install
@@ -59,6 +75,10 @@ lint: venv ## ruff, check only
 format: venv ## ruff, fix what it can
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
+
+.PHONY: flow
+flow: venv ## Write docs/flow/ (AsyncAPI, Mermaid) and README's diagram from the code (FLOW_ARGS=--check)
+	$(PY) -m services.shopctl flow $(FLOW_ARGS)
 
 BENCH_RATES ?= 50 100 200 400 800 1600 3200
 BENCH_SECONDS ?= 60

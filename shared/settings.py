@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # Share of traces kept, decided where a trace starts (parent-based ratio sampling).
     otel_traces_sampler_arg: float = Field(default=1.0, ge=0.0, le=1.0)
     jaeger_query_url: str = "http://localhost:16686"
+    # Prometheus, scraping every process's /metrics (both stacks; README: Components, Dashboards).
+    prometheus_url: str = "http://localhost:9090"
 
     # Superuser connection, used only to provision databases, schemas and roles.
     database_admin_url: str = Field(

@@ -25,7 +25,9 @@ from shared.contracts import (
 )
 
 
-def note_order_lines(event: OrderPlaced, uow: InventoryUnitOfWork, envelope: Envelope) -> list[Event]:
+def note_order_lines(
+    event: OrderPlaced, uow: InventoryUnitOfWork, envelope: Envelope
+) -> list[StockReserved | StockReservationFailed]:
     reservation = uow.reservations.get(event.order_id)
     if reservation.lines is not None:
         return []
@@ -33,14 +35,18 @@ def note_order_lines(event: OrderPlaced, uow: InventoryUnitOfWork, envelope: Env
     return _reserve_if_ready(replace(reservation, lines=lines), uow)
 
 
-def reserve_paid_order(event: PaymentCompleted, uow: InventoryUnitOfWork, envelope: Envelope) -> list[Event]:
+def reserve_paid_order(
+    event: PaymentCompleted, uow: InventoryUnitOfWork, envelope: Envelope
+) -> list[StockReserved | StockReservationFailed]:
     reservation = uow.reservations.get(event.order_id)
     if reservation.paid:
         return []
     return _reserve_if_ready(replace(reservation, paid=True), uow)
 
 
-def _reserve_if_ready(reservation: Reservation, uow: InventoryUnitOfWork) -> list[Event]:
+def _reserve_if_ready(
+    reservation: Reservation, uow: InventoryUnitOfWork
+) -> list[StockReserved | StockReservationFailed]:
     if not reservation.ready:
         uow.reservations.save(reservation)  # wait for the other half (lines or payment)
         return []
@@ -54,7 +60,9 @@ def _reserve_if_ready(reservation: Reservation, uow: InventoryUnitOfWork) -> lis
     return [StockReserved(order_id=reservation.order_id, lines=_stock_lines(reservation))]
 
 
-def release_reservation(event: ShipmentFailed, uow: InventoryUnitOfWork, envelope: Envelope) -> list[Event]:
+def release_reservation(
+    event: ShipmentFailed, uow: InventoryUnitOfWork, envelope: Envelope
+) -> list[StockReleased]:
     reservation = uow.reservations.get(event.order_id)
     if reservation.state is not ReservationState.RESERVED:
         return []  # nothing held (any more)
@@ -69,7 +77,7 @@ def release_reservation(event: ShipmentFailed, uow: InventoryUnitOfWork, envelop
 
 def release_for_cancelled_order(
     event: OrderCancelled, uow: InventoryUnitOfWork, envelope: Envelope
-) -> list[Event]:
+) -> list[StockReleased]:
     reservation = uow.reservations.get(event.order_id)
     held = reservation.state in (ReservationState.RESERVED, ReservationState.SHIPPED)
     stock = uow.stock.of(sku for sku, _ in reservation.lines or ()) if held else {}
@@ -84,7 +92,7 @@ def release_for_cancelled_order(
 
 def hand_over_to_shipping(
     event: ShipmentCreated, uow: InventoryUnitOfWork, envelope: Envelope
-) -> list[Event]:
+) -> list[StockShipped]:
     reservation = uow.reservations.get(event.order_id)
     if reservation.state is not ReservationState.RESERVED:
         return []

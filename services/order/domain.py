@@ -79,7 +79,7 @@ def learn(order: Order, fact: Event) -> Order:
     return order
 
 
-def decide(order: Order) -> tuple[Order, Event | None]:
+def decide(order: Order) -> tuple[Order, OrderCompleted | OrderCancelled | None]:
     """End the order if its facts say so, once: the order afterwards, and the event announcing it."""
     if order.status is not OrderStatus.OPEN or not order.placed:
         return order, None
@@ -106,7 +106,7 @@ def awaited(order: Order) -> list[type[Event]]:
     return [step for step in STEPS if step not in order.facts]
 
 
-def time_out(order: Order) -> tuple[Order, Event | None]:
+def time_out(order: Order) -> tuple[Order, OrderCancelled | None]:
     """End an order whose deadline passed, if it is still open: cancelled, naming what never came.
 
     The services that did their part for it hear the cancellation and undo it."""

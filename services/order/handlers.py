@@ -4,6 +4,7 @@ declare the order completed or cancelled when the facts say so (services/order/d
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Never
 
 from services.order import domain
 from services.order.storage import OrderUnitOfWork
@@ -28,7 +29,9 @@ from shared.messaging import metrics
 from shared.messaging.timers import Decided, Timer
 
 
-def advance_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> list[Event]:
+def advance_order(
+    event: Event, uow: OrderUnitOfWork, envelope: Envelope
+) -> list[OrderCompleted | OrderCancelled]:
     order = uow.orders.get(event.order_id)
     uow.history.record(event.order_id, envelope, _detail(event))
     order, ended = domain.decide(domain.learn(order, event))
@@ -39,8 +42,8 @@ def advance_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> lis
 def deadlines(timeout: timedelta) -> Timer:
     """The saga's deadline: an order still open `timeout` after its first fact is cancelled."""
 
-    def cancel_overdue_orders(uow: OrderUnitOfWork, limit: int) -> list[Decided]:
-        decided = []
+    def cancel_overdue_orders(uow: OrderUnitOfWork, limit: int) -> list[Decided[OrderCancelled]]:
+        decided: list[Decided[OrderCancelled]] = []
         for order, correlation_id, traceparent in uow.orders.overdue(timeout, limit):
             order, ended = domain.time_out(order)
             uow.orders.save(order)
@@ -51,7 +54,7 @@ def deadlines(timeout: timedelta) -> Timer:
     return Timer("order deadlines", cancel_overdue_orders)  # type: ignore[arg-type]
 
 
-def measure_open_sagas(uow: OrderUnitOfWork, limit: int) -> list[Decided]:
+def measure_open_sagas(uow: OrderUnitOfWork, limit: int) -> list[Decided[Never]]:
     """How many sagas are open and the oldest's age, for the metrics (a timer deciding nothing)."""
     count, oldest = uow.orders.open_sagas()
     metrics.SAGAS_OPEN.set(count)
@@ -60,6 +63,11 @@ def measure_open_sagas(uow: OrderUnitOfWork, limit: int) -> list[Decided]:
 
 
 OPEN_SAGAS = Timer("open sagas", measure_open_sagas, every=5.0)  # type: ignore[arg-type]
+
+
+def timers(timeout: timedelta) -> list[Timer]:
+    """What the service does as time passes (its composition root runs these; the flow map reads them)."""
+    return [deadlines(timeout), OPEN_SAGAS]
 
 
 def the_order(event: Event, uow: OrderUnitOfWork, envelope: Envelope) -> None:

@@ -22,7 +22,9 @@ from shared.contracts import (
 )
 
 
-def charge_for_order(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envelope) -> list[Event]:
+def charge_for_order(
+    event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envelope
+) -> list[PaymentCompleted | PaymentFailed]:
     if uow.payments.get(event.order_id) is not None:
         return []  # already charged (or refused): never twice
     if uow.cancellations.get(event.order_id) is not None:
@@ -57,16 +59,18 @@ def charge_for_order(event: OrderPlaced, uow: PaymentUnitOfWork, envelope: Envel
 
 def refund_payment(
     event: StockReservationFailed | ShipmentFailed, uow: PaymentUnitOfWork, envelope: Envelope
-) -> list[Event]:
+) -> list[PaymentRefunded]:
     return _refund(event.order_id, f"{event.type_name()}: {event.reason}", uow)
 
 
-def refund_cancelled_order(event: OrderCancelled, uow: PaymentUnitOfWork, envelope: Envelope) -> list[Event]:
+def refund_cancelled_order(
+    event: OrderCancelled, uow: PaymentUnitOfWork, envelope: Envelope
+) -> list[PaymentRefunded]:
     uow.cancellations.add(Cancellation(event.order_id, event.reason))
     return _refund(event.order_id, f"order cancelled: {event.reason}", uow)
 
 
-def _refund(order_id: UUID, reason: str, uow: PaymentUnitOfWork) -> list[Event]:
+def _refund(order_id: UUID, reason: str, uow: PaymentUnitOfWork) -> list[PaymentRefunded]:
     payment = uow.payments.get(order_id)
     if payment is None or payment.status is not PaymentStatus.CHARGED:
         return []  # nothing was charged, or it was refunded already

@@ -20,21 +20,27 @@ from shared.contracts import (
 )
 
 
-def note_address(event: OrderPlaced, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
+def note_address(
+    event: OrderPlaced, uow: ShippingUnitOfWork, envelope: Envelope
+) -> list[ShipmentCreated | ShipmentFailed]:
     consignment = uow.consignments.get(event.order_id)
     if consignment.country is not None:
         return []
     return _ship_if_ready(replace(consignment, country=event.shipping_address.country), uow)
 
 
-def ship_reserved_order(event: StockReserved, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
+def ship_reserved_order(
+    event: StockReserved, uow: ShippingUnitOfWork, envelope: Envelope
+) -> list[ShipmentCreated | ShipmentFailed]:
     consignment = uow.consignments.get(event.order_id)
     if consignment.reserved:
         return []
     return _ship_if_ready(replace(consignment, reserved=True), uow)
 
 
-def _ship_if_ready(consignment: Consignment, uow: ShippingUnitOfWork) -> list[Event]:
+def _ship_if_ready(
+    consignment: Consignment, uow: ShippingUnitOfWork
+) -> list[ShipmentCreated | ShipmentFailed]:
     if not consignment.ready:
         uow.consignments.save(consignment)  # wait for the other half (address or reservation)
         return []
@@ -53,7 +59,9 @@ def _ship_if_ready(consignment: Consignment, uow: ShippingUnitOfWork) -> list[Ev
     ]
 
 
-def cancel_shipment(event: OrderCancelled, uow: ShippingUnitOfWork, envelope: Envelope) -> list[Event]:
+def cancel_shipment(
+    event: OrderCancelled, uow: ShippingUnitOfWork, envelope: Envelope
+) -> list[ShipmentCancelled]:
     reason = f"order cancelled: {event.reason}"
     consignment, called_off = domain.call_off(uow.consignments.get(event.order_id), reason)
     uow.consignments.save(consignment)

@@ -14,8 +14,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from services.shopctl import deadletters, kafka, load, outbox, status, stuck
+from services.shopctl import deadletters, kafka, load, outbox, status, stuck, trace
 from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
+from services.shopctl.flow import run as flow
 from services.shopctl.readmodel import ReadModel, outcome, per_service_state
 from shared.access import OPERATOR
 from shared.settings import Settings, get_settings
@@ -281,6 +282,8 @@ def _uuid(text: str, where: str) -> UUID:
 order_app.command("stuck")(stuck.run)
 app.command("load")(load.run)
 app.command("status")(status.run)
+app.command("flow")(flow)
+app.command("trace")(trace.run)
 
 
 def main() -> None:

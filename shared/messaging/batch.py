@@ -131,6 +131,8 @@ class BatchTransaction:
                 event_id=str(envelope.event_id),
                 event_type=name,
                 correlation_id=str(envelope.correlation_id),
+                causation_id=envelope.causation_id,
+                order_id=event.order_id,
                 traceparent=routing.traceparent,
                 tracestate=routing.tracestate,
                 trace_problem=routing.trace_problem,

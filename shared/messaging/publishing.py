@@ -90,18 +90,20 @@ class MessageFactory:
             headers[TRACEPARENT] = forwarded
             payload = self._codec.encode_record(event_type, record)
         else:
+            attributes = {
+                "messaging.system": "kafka",
+                "messaging.operation.type": "create",
+                "messaging.destination.name": topic,
+                "messaging.message.id": headers[EVENT_ID],
+                "messaging.kafka.message.key": key,
+                "shop.event_type": name,
+                "shop.correlation_id": headers[CORRELATION_ID],
+                "shop.order_id": key,  # the key is the order id: what `shopctl trace` searches by
+            }
+            if causation_id is not None:
+                attributes["shop.causation_id"] = envelope["causation_id"]
             with tracer.start_as_current_span(
-                f"create {topic}",
-                kind=SpanKind.PRODUCER,
-                attributes={
-                    "messaging.system": "kafka",
-                    "messaging.operation.type": "create",
-                    "messaging.destination.name": topic,
-                    "messaging.message.id": headers[EVENT_ID],
-                    "messaging.kafka.message.key": key,
-                    "shop.event_type": name,
-                    "shop.correlation_id": headers[CORRELATION_ID],
-                },
+                f"create {topic}", kind=SpanKind.PRODUCER, attributes=attributes
             ):
                 inject_into(headers)
                 payload = self._codec.encode_record(event_type, record)

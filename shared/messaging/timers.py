@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -32,13 +33,17 @@ from shared.messaging.unit_of_work import UnitOfWork
 
 log = logging.getLogger("shop.timers")
 
+# The kind of event a timer decides: a timer's return annotation names it (`list[Decided[OrderCancelled]]`),
+# which is how the flow map (services/shopctl/flow.py) knows what the timer can publish.
+E = TypeVar("E", bound=Event)
+
 
 @dataclass(frozen=True)
-class Decided:
+class Decided(Generic[E]):
     """An event a timer decided, the saga (correlation id) it belongs to, and the trace it continues
     (the traceparent recorded with the saga's first fact; None starts a trace)."""
 
-    event: Event
+    event: E
     correlation_id: UUID
     traceparent: str | None = None
 
@@ -83,7 +88,11 @@ class TimerRunner:
                 with continuing(
                     d.traceparent,
                     f"{timer.name} {d.event.type_name()}",
-                    {"shop.correlation_id": str(d.correlation_id), "shop.timer": timer.name},
+                    {
+                        "shop.correlation_id": str(d.correlation_id),
+                        "shop.order_id": str(d.event.order_id),
+                        "shop.timer": timer.name,
+                    },
                 ):
                     messages.append(self._factory.message(d.event, d.correlation_id, None))
             add_to_outbox(conn, messages)

@@ -6,6 +6,7 @@ import contextvars
 import logging
 from collections.abc import Iterator, MutableMapping
 from contextlib import AbstractContextManager, contextmanager
+from uuid import UUID
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -87,13 +88,20 @@ def consuming(
     event_id: str,
     event_type: str,
     correlation_id: str,
+    causation_id: UUID | None,
+    order_id: UUID,
     traceparent: str | None,
     tracestate: str | None,
     trace_problem: str | None,
 ) -> AbstractContextManager[str | None]:
     """The trace a message is handled in; gives its trace id. A message of an unsampled trace gets no
     span and forwards its traceparent; any other gets a consumer span, child of the one it carried
-    (validated: routing.py), or the root of a new trace."""
+    (validated: routing.py), or the root of a new trace.
+
+    Every span of the runtime names its order (`shop.order_id`, what `shopctl trace` finds an order's
+    trace by) and its event (`messaging.message.id`, `shop.event_type`); an event caused by another
+    names that one's id too (`shop.causation_id`, the envelope's causation id), so that the trace
+    reads as the saga's chain of events."""
     if traceparent is not None and not is_sampled(traceparent):
         return forwarding(traceparent)
     # Attributes given at the start: the sampler sees them, and they are checked once, not twice.
@@ -107,7 +115,10 @@ def consuming(
         "messaging.kafka.offset": offset,
         "shop.event_type": event_type,
         "shop.correlation_id": correlation_id,
+        "shop.order_id": str(order_id),
     }
+    if causation_id is not None:
+        attributes["shop.causation_id"] = str(causation_id)
     return _consumer_span(f"process {topic}", context_of(traceparent, tracestate), attributes, trace_problem)
 
 

@@ -103,6 +103,7 @@ def _install_for(c: Component) -> None:
         "kafka": install.kafka_libs,
         "schema-registry": install.registry_app,
         "jaeger": install.jaeger_binary,
+        "prometheus": install.prometheus_binary,
     }
     if c.name in installers:
         installers[c.name]()

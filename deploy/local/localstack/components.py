@@ -1,4 +1,4 @@
-"""The four components of the stack: how each is prepared, started and judged healthy."""
+"""The components of the stack: how each is prepared, started and judged healthy."""
 
 from __future__ import annotations
 
@@ -602,6 +602,62 @@ class Jaeger(Component):
             return False
 
 
+class Prometheus(Component):
+    """Scrapes every process's /metrics: compose's configuration (deploy/prometheus/prometheus.yml) with
+    each target on this host's loopback. Built from the module, it has no web UI assets: its API
+    (/api/v1/query, /api/v1/targets) is complete, its UI pages are not."""
+
+    name = "prometheus"
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"http": _port_of(self.settings.prometheus_url, 9090)}
+
+    @property
+    def endpoints(self) -> dict[str, str]:
+        return {
+            "query api": f"{self.settings.prometheus_url}/api/v1/query",
+            "targets": f"{self.settings.prometheus_url}/api/v1/targets",
+        }
+
+    @property
+    def _home(self) -> Path:
+        return STATE / "prometheus"
+
+    def scrape_config(self) -> str:
+        """Compose's configuration, each process's target ("order:9101") made "127.0.0.1:9101"."""
+        text = (REPO / "deploy" / "prometheus" / "prometheus.yml").read_text()
+        for process in PROCESSES:
+            target = f'"{process}:{HEALTH_PORTS[process]}"'
+            if target not in text:
+                raise RuntimeError(f"deploy/prometheus/prometheus.yml has no target {target}")
+            text = text.replace(target, f'"127.0.0.1:{HEALTH_PORTS[process]}"')
+        return text
+
+    def launch(self) -> None:
+        binary = install.prometheus_binary()
+        data = self._home / "data"
+        data.mkdir(parents=True, exist_ok=True)
+        config = self._home / "prometheus.yml"
+        config.write_text(self.scrape_config())
+        self.process.start(
+            [
+                str(binary),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={data}",
+                "--storage.tsdb.retention.time=7d",
+                f"--web.listen-address=127.0.0.1:{self.ports['http']}",
+            ],
+            cwd=self._home,
+        )
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.ports['http']}/-/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
 class ServiceProcess(Component):
     """One of the system's own services, run from this checkout with the same settings."""
 
@@ -642,4 +698,4 @@ def all_components(settings: Settings) -> list[Component]:
     """In start order: the registry keeps its schemas in PostgreSQL."""
     brokers = kafka_brokers()
     kafka = [Kafka(settings, node, brokers) for node in range(1, brokers + 1)]
-    return [Postgres(settings), *kafka, SchemaRegistry(settings), Jaeger(settings)]
+    return [Postgres(settings), *kafka, SchemaRegistry(settings), Jaeger(settings), Prometheus(settings)]

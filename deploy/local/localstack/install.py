@@ -1,7 +1,7 @@
 """Fetch and build each component into the cache, once per version of its build inputs.
 
-Kafka's jars and Apicurio's app come from Maven Central through `mvn`; Jaeger is built with `go build`
-from the Go module proxy (go.sum is committed, so every download is checked against it).
+Kafka's jars and Apicurio's app come from Maven Central through `mvn`; Jaeger and Prometheus are built
+with `go build` from the Go module proxy (go.sum is committed, so every download is checked against it).
 PostgreSQL comes from Debian's packages and is only looked for.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -107,29 +108,43 @@ def registry_app() -> Path:
     return _build_once(target, unpack)
 
 
-def jaeger_binary() -> Path:
-    module = DEPLOY / "jaeger"
-    target = CACHE / f"jaeger-{_digest(module / 'go.mod', module / 'go.sum')}"
+def _go_binary(name: str, package: str, ldflags: str = "") -> Path:
+    """`go build` of `package` in the wrapper module deploy/local/<name>, cached by its go.mod and go.sum
+    (`ldflags` must follow from them)."""
+    module = DEPLOY / name
+    target = CACHE / f"{name}-{_digest(module / 'go.mod', module / 'go.sum')}"
 
     def build(tmp: Path) -> None:
         go = require("go", "install Go 1.24 or newer (https://go.dev/dl or apt-get install golang)")
         subprocess.run(
-            [
-                go,
-                "build",
-                "-trimpath",
-                "-ldflags=-s -w",
-                "-o",
-                str(tmp / "jaeger"),
-                "github.com/jaegertracing/jaeger/cmd/jaeger",
-            ],
+            [go, "build", "-trimpath", f"-ldflags=-s -w {ldflags}".strip(), "-o", str(tmp / name), package],
             cwd=module,
             check=True,
             # go.sum pins every module; the checksum database is not reachable from our machines.
             env={**os.environ, "GOFLAGS": "-mod=readonly", "GOSUMDB": "off"},
         )
 
-    return _build_once(target, build) / "jaeger"
+    return _build_once(target, build) / name
+
+
+def jaeger_binary() -> Path:
+    return _go_binary("jaeger", "github.com/jaegertracing/jaeger/cmd/jaeger")
+
+
+def prometheus_version() -> str:
+    """The release the wrapper module requires: Prometheus 3.M.P is module v0.3MM.P."""
+    go_mod = (DEPLOY / "prometheus" / "go.mod").read_text()
+    found = re.search(r"^require github\.com/prometheus/prometheus v0\.3(\d\d)\.(\d+)$", go_mod, re.MULTILINE)
+    if not found:
+        raise RuntimeError("deploy/local/prometheus/go.mod requires no Prometheus 3 module (v0.3MM.P)")
+    return f"3.{int(found.group(1))}.{found.group(2)}"
+
+
+def prometheus_binary() -> Path:
+    # The module has no web UI assets (an npm build makes them): its API is complete, its UI is not.
+    # Its release makes the build's version (--version, /api/v1/status/buildinfo), as Prometheus's own does.
+    version = f"-X github.com/prometheus/common/version.Version={prometheus_version()}"
+    return _go_binary("prometheus", "github.com/prometheus/prometheus/cmd/prometheus", version)
 
 
 def install_all() -> dict[str, Path]:
@@ -139,4 +154,5 @@ def install_all() -> dict[str, Path]:
         "kafka": kafka_libs(),
         "schema-registry": registry_app(),
         "jaeger": jaeger_binary(),
+        "prometheus": prometheus_binary(),
     }

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.shopctl import deadletters, kafka, load, outbox, status, stuck, trace
-from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
+from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable, uuid_argument
 from services.shopctl.flow import run as flow
 from services.shopctl.readmodel import ReadModel, outcome, per_service_state
 from shared.access import OPERATOR
@@ -143,12 +143,12 @@ def show(
         raise bad_input("give an ORDER_ID or --correlation ID, not both and not neither")
     read = ReadModel(settings())
     if correlation is not None:
-        found = read.order_of_correlation(_uuid(correlation, "--correlation"))
+        found = read.order_of_correlation(uuid_argument(correlation, "--correlation"))
         if found is None:
             raise CliError(f"no events with correlation id {correlation}", NOT_FOUND)
         show_order(found, read)
     else:
-        show_order(_uuid(order_id or "", "ORDER_ID"), read)
+        show_order(uuid_argument(order_id or "", "ORDER_ID"), read)
 
 
 def _short(event_id: UUID) -> str:
@@ -229,7 +229,7 @@ def publish(
             first = exc.errors()[0]
             field = ".".join(map(str, first["loc"])) or "payload"
             raise bad_input(f"{where}: {field}: {first['msg']}") from exc
-    correlation = _uuid(correlation_id, "--correlation-id") if correlation_id else None
+    correlation = uuid_argument(correlation_id, "--correlation-id") if correlation_id else None
     publisher = connect_publisher([event_cls], OPERATOR if as_operator else STOREFRONT)
     from shared.messaging.errors import OversizedEvent
 
@@ -270,13 +270,6 @@ def _parse(text: str, where: str) -> Any:
     if not isinstance(value, dict):
         raise bad_input(f"{where}: expected a JSON object, got {type(value).__name__}")
     return value
-
-
-def _uuid(text: str, where: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        raise bad_input(f"{where} {text!r}: not a UUID") from None
 
 
 order_app.command("stuck")(stuck.run)

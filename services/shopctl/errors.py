@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 BAD_INPUT = 2
 UNAVAILABLE = 3
 NOT_FOUND = 4
@@ -19,3 +21,11 @@ def bad_input(message: str) -> CliError:
 
 def unavailable(message: str) -> CliError:
     return CliError(message, UNAVAILABLE)
+
+
+def uuid_argument(text: str, where: str) -> UUID:
+    """A command's UUID argument, or bad input naming where it was given."""
+    try:
+        return UUID(text)
+    except ValueError:
+        raise bad_input(f"{where} {text!r}: not a UUID") from None

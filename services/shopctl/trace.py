@@ -19,12 +19,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from uuid import UUID
 
 import httpx
 import typer
 
-from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable
+from services.shopctl.errors import NOT_FOUND, CliError, bad_input, unavailable, uuid_argument
 from shared.settings import Settings, get_settings
 
 ORDER_ID = "shop.order_id"
@@ -298,13 +297,6 @@ def waterfall(trace: dict[str, Any], width: int, colour: bool = False) -> list[s
 # The command
 
 
-def _uuid(text: str, where: str) -> UUID:
-    try:
-        return UUID(text)
-    except ValueError:
-        raise bad_input(f"{where} {text!r}: not a UUID") from None
-
-
 def _colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
 
@@ -320,9 +312,9 @@ def run(
     if (order_id is None) == (correlation is None):
         raise bad_input("give an ORDER_ID or --correlation ID, not both and not neither")
     if correlation is not None:
-        key, value = CORRELATION_ID, str(_uuid(correlation, "--correlation"))
+        key, value = CORRELATION_ID, str(uuid_argument(correlation, "--correlation"))
     else:
-        key, value = ORDER_ID, str(_uuid(order_id or "", "ORDER_ID"))
+        key, value = ORDER_ID, str(uuid_argument(order_id or "", "ORDER_ID"))
     settings = get_settings()
     found, others = find_trace(settings, key, value)
     width = shutil.get_terminal_size((120, 24)).columns

@@ -35,6 +35,9 @@ from shared.topics import STOREFRONT
 from tests.chaos.books import Books, Deadlines, Holdings, Tables, audit, status_counts
 from tests.chaos.monkey import INFRASTRUCTURE, REPO, Kill, kill, restart
 
+sys.path.insert(0, str(REPO / "deploy" / "local"))
+from localstack.components import kafka_brokers
+
 
 @dataclass(frozen=True)
 class Plan:
@@ -196,12 +199,6 @@ def _spread(seconds: list[float]) -> str:
     return f"p50 {statistics.median(seconds):.1f} s, max {max(seconds):.1f} s"
 
 
-def _brokers() -> int:
-    """The local stack's brokers: BROKERS, else as its Kafka was formatted."""
-    formatted = REPO / ".stack" / "kafka" / "brokers"
-    return int(os.environ.get("BROKERS") or (formatted.read_text() if formatted.exists() else 1))
-
-
 def main() -> int:
     chaos = Plan(
         orders=int(os.environ.get("CHAOS_ORDERS", "5000")),
@@ -209,7 +206,7 @@ def main() -> int:
         kills_per_process=int(os.environ.get("CHAOS_KILLS", "2")),
         seed=int(os.environ.get("CHAOS_SEED", "1")),
         outage=os.environ.get("CHAOS_OUTAGE", "inventory") or None,
-        lost_broker="kafka-3" if _brokers() == 3 else None,
+        lost_broker="kafka-3" if kafka_brokers() == 3 else None,
     )
     outcome = run(chaos, get_settings())
     report(outcome)

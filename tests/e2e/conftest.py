@@ -14,25 +14,14 @@ from services.payment.domain import Customer
 from services.seed import seed, seed_customers, seed_stock
 from shared.contracts import OrderPlaced
 from shared.messaging.publisher import EventPublisher
-from shared.settings import HEALTH_PORTS, PROCESSES
-from tests.e2e.support import EventTap, Schemas, ServiceProcess, Storefront, healthy
+from tests.e2e.support import EventTap, Schemas, Storefront, every_process_running
 
 
 @pytest.fixture(scope="session")
 def services(stack, settings, tmp_path_factory):
-    started = [
-        ServiceProcess(s, HEALTH_PORTS[s], tmp_path_factory.mktemp("services"))
-        for s in PROCESSES
-        if not healthy(HEALTH_PORTS[s])
-    ]
-    try:
-        for process in started:
-            process.wait_healthy()
+    with every_process_running(tmp_path_factory.mktemp("services")):
         seed(settings)  # the demo data the CLI and load tests use
         yield
-    finally:
-        for process in started:
-            process.stop()
 
 
 @pytest.fixture(scope="session")

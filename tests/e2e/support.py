@@ -8,7 +8,8 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from psycopg.rows import dict_row
 from shared.contracts import OrderPlaced
 from shared.messaging.headers import as_dict
 from shared.messaging.publisher import EventPublisher, Published
-from shared.settings import SERVICES, Settings, libpq_dsn
+from shared.settings import HEALTH_PORTS, PROCESSES, SERVICES, Settings, libpq_dsn
 from shared.topics import OWNERS, dead_letter_topic, events_topic
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,6 +79,20 @@ class ServiceProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+@contextmanager
+def every_process_running(log_dir: Path) -> Iterator[None]:
+    """Every process of the saga healthy: those already running (`make run`, compose's) as they are,
+    the others started from this checkout until the block ends."""
+    started = [ServiceProcess(p, HEALTH_PORTS[p], log_dir) for p in PROCESSES if not healthy(HEALTH_PORTS[p])]
+    try:
+        for process in started:
+            process.wait_healthy()
+        yield
+    finally:
+        for process in started:
+            process.stop()
 
 
 class EventTap:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from shared.settings import HEALTH_PORTS, PROCESSES
-from tests.e2e.support import ServiceProcess, healthy
+from tests.e2e.support import every_process_running
 from tests.waiting import until
 
 DASHBOARDS = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
@@ -34,18 +34,8 @@ def prometheus(settings) -> str:
 def processes(stack, tmp_path_factory) -> Iterator[None]:
     """Every process serving /metrics: those already running (`make run`, compose's, the end-to-end
     tests' of this session) as they are, the others started from this checkout for this module."""
-    started = [
-        ServiceProcess(p, HEALTH_PORTS[p], tmp_path_factory.mktemp("scraped"))
-        for p in PROCESSES
-        if not healthy(HEALTH_PORTS[p])
-    ]
-    try:
-        for process in started:
-            process.wait_healthy()
+    with every_process_running(tmp_path_factory.mktemp("scraped")):
         yield
-    finally:
-        for process in started:
-            process.stop()
 
 
 def query(prometheus: str, expr: str) -> list[dict[str, Any]]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 
 from services.shipping.domain import Consignment, ShippingState
+from shared.messaging.driver import cursor
 from shared.messaging.repository import Appender, BatchStatements, Repository
 from shared.messaging.unit_of_work import UnitOfWork
 
@@ -62,7 +63,7 @@ class Countries:
     def load(self) -> None:
         if self._wanted and self._served is None:
             self._served = frozenset(
-                r[0] for r in self._conn.exec_driver_sql("SELECT country FROM served_countries")
+                r[0] for r in cursor(self._conn).execute("SELECT country FROM served_countries").fetchall()
             )
 
     def flush(self) -> None:

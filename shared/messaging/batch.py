@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from shared.contracts import Envelope, Event
 from shared.messaging import metrics
-from shared.messaging.driver import DATABASE_ERRORS, statements
+from shared.messaging.driver import DATABASE_ERRORS, pipelined, statements
 from shared.messaging.errors import PoisonMessage, TransientError
 from shared.messaging.inbound import Inbound
 from shared.messaging.inbox import claim
@@ -85,15 +85,17 @@ class BatchTransaction:
         """Handle these decoded messages and commit; each is then `committed`."""
         try:
             with self._engine.begin() as conn, statements(conn):
-                fresh = self._claim(conn, todo)
+                with pipelined(conn):  # BEGIN goes with the claim
+                    fresh = self._claim(conn, todo)
                 uow = self._uow_factory(conn)
                 # Reads for the whole batch before any handler runs, writes after the last one.
                 _whole_batch(todo, uow.prefetch, self._needs, [(i.event, i.envelope) for i in fresh])
                 outgoing: list[OutgoingMessage] = []
                 for item in fresh:
                     outgoing.extend(self._handle(item, uow))
-                _whole_batch(todo, uow.flush)
-                add_to_outbox(conn, outgoing)
+                with pipelined(conn, commit=True):  # the writes and the COMMIT in one round trip
+                    _whole_batch(todo, uow.flush)
+                    add_to_outbox(conn, outgoing)
         except DATABASE_ERRORS as exc:
             if is_outage(exc):
                 raise TransientError(str(getattr(exc, "orig", None) or exc)) from exc

@@ -115,14 +115,19 @@ def _whole_trace(settings, order_id: str) -> dict[str, Any]:
         time.sleep(0.5)
 
 
-def test_shopctl_trace_draws_the_orders_trace_with_every_service_and_event(settings, services, customer, sku):
-    # Sampling is decided where the trace starts, here: this order is sampled whatever .env says.
+def place_order(customer: str, sku: str, *, sampling: str):
+    """An order placed and ended through shopctl, its trace sampled at `sampling`; (result, order id)."""
     placed = shopctl(
         "order", "place", "--customer", customer, "--item", f"{sku}:1@2.00", "--wait",
-        env={"OTEL_TRACES_SAMPLER_ARG": "1.0"},
+        env={"OTEL_TRACES_SAMPLER_ARG": sampling},
     )  # fmt: skip
     assert placed.returncode == 0, placed.stderr
-    order_id = re.search(rf"order ({UUID}) placed", placed.stdout)[1]
+    return placed, re.search(rf"order ({UUID}) placed", placed.stdout)[1]
+
+
+def test_shopctl_trace_draws_the_orders_trace_with_every_service_and_event(settings, services, customer, sku):
+    # Sampling is decided where the trace starts, here: this order is sampled whatever .env says.
+    placed, order_id = place_order(customer, sku, sampling="1.0")
     correlation = re.search(rf"correlation id ({UUID})", placed.stdout)[1]
     trace_id = re.search(r"/trace/([0-9a-f]{32})", placed.stdout)[1]
     # The short event ids of the saga as the timeline recorded them (`order place --wait`'s table).
@@ -163,12 +168,7 @@ def test_shopctl_trace_draws_the_orders_trace_with_every_service_and_event(setti
 
 
 def test_shopctl_trace_of_an_order_not_sampled_says_so(services, customer, sku):
-    placed = shopctl(
-        "order", "place", "--customer", customer, "--item", f"{sku}:1@2.00", "--wait",
-        env={"OTEL_TRACES_SAMPLER_ARG": "0"},
-    )  # fmt: skip
-    assert placed.returncode == 0, placed.stderr
-    order_id = re.search(rf"order ({UUID}) placed", placed.stdout)[1]
+    _, order_id = place_order(customer, sku, sampling="0")
     result = shopctl("trace", order_id, env={"OTEL_TRACES_SAMPLER_ARG": "0"})
     assert result.returncode == 4, result.stdout + result.stderr
     assert f"no trace for order {order_id} in Jaeger at " in result.stderr

@@ -1,6 +1,8 @@
 """Events to bytes and back: Avro in Confluent's wire format, schemas from the registry.
 
-Wire format: magic byte 0, the schema's 4-byte registry id, then the Avro body (fastavro). Subjects
+Wire format: magic byte 0, the schema's 4-byte registry id, then the Avro body: written and read by
+functions made for each of our schemas at start-up (avro_compiled.py; fastavro's bytes), by fastavro
+for a message written with any other version of a schema. Subjects
 follow the topic-record-name strategy (`<topic>-<record name>`), because one topic carries every event
 type of its owning service. Schemas are registered, and each subject's compatibility set, by
 provisioning (shared/provision/); a service only looks up, at start-up, the ids of the schemas it
@@ -11,6 +13,7 @@ record (writer_schemas.py has the other checks); refused ids are remembered a mi
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import struct
@@ -27,6 +30,7 @@ from pydantic import ValidationError
 from shared.access import REGISTRY_READER
 from shared.contracts import EVENT_TYPES, Envelope, Event
 from shared.contracts.schemas import avro_schema, avro_schema_json
+from shared.messaging.avro_compiled import Decoder, Encoder, Unsupported, compile_decoder, compile_encoder
 from shared.messaging.errors import (
     ForeignSchema,
     InvalidRecord,
@@ -79,6 +83,7 @@ class Registered:
     schema_id: int
     version: int
     parsed: Any
+    encode: Encoder  # the record (its envelope a dict under "envelope") to the message's bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,8 @@ class _Reader:
     # None when the writer's schema is our own: fastavro then skips schema resolution.
     reader: Any
     type_name: str
+    # The writer's schema is our own: the decoder made for it at start-up reads the message.
+    decode: Decoder | None = None
 
 
 class EventCodec:
@@ -122,9 +129,14 @@ class EventCodec:
                 ) from exc
             schema_id, version = found.schema_id, found.version
             parsed = fastavro.parse_schema(avro_schema(event_type))
-            self._registered[event_type] = Registered(event_type, subject, schema_id, version, parsed)
+            encode = _encoder(event_type, parsed, _HEADER.pack(_MAGIC, schema_id))
+            self._registered[event_type] = Registered(event_type, subject, schema_id, version, parsed, encode)
             self._readers[schema_id] = _Reader(
-                event_type, _for_reading(avro_schema(event_type)), None, event_type.type_name()
+                event_type,
+                _for_reading(avro_schema(event_type)),
+                None,
+                event_type.type_name(),
+                _decoder(event_type),
             )
 
     def warm(self, event_types: Iterable[type[Event]]) -> None:
@@ -153,11 +165,7 @@ class EventCodec:
 
     def encode_record(self, event_type: type[Event], record: dict[str, Any]) -> bytes:
         """An event already laid out as its Avro record (the envelope a dict under "envelope")."""
-        reg = self.registered(event_type)
-        buf = io.BytesIO()
-        buf.write(_HEADER.pack(_MAGIC, reg.schema_id))
-        fastavro.schemaless_writer(buf, reg.parsed, record)
-        return buf.getvalue()
+        return self.registered(event_type).encode(record)
 
     def decode(self, data: bytes | None) -> tuple[Envelope, Event]:
         """Raises a PoisonMessage for what can never decode, TransientError when the registry is away."""
@@ -168,9 +176,12 @@ class EventCodec:
             raise UndecodableMessage(f"magic byte {magic}, expected 0: not Confluent Avro wire format")
         reader = self._readers.get(schema_id) or self._load_reader(schema_id)
         try:
-            record = fastavro.schemaless_reader(
-                io.BytesIO(data[_HEADER.size :]), reader.writer, reader.reader
-            )
+            if reader.decode is not None:
+                record = reader.decode(data)
+            else:
+                record = fastavro.schemaless_reader(
+                    io.BytesIO(data[_HEADER.size :]), reader.writer, reader.reader
+                )
         except Exception as exc:  # fastavro raises many kinds on corrupt input
             raise UndecodableMessage(f"Avro body does not decode with schema {schema_id}: {exc!r}") from exc
         if not isinstance(record, dict) or "envelope" not in record:
@@ -225,7 +236,9 @@ class EventCodec:
             writer = _for_reading(writer_json)
         except Exception as exc:  # fastavro refuses it: whoever registered it, it cannot be read
             raise UnreadableSchema(f"schema id {schema_id} does not parse as Avro: {exc!r}") from exc
-        return _Reader(event_type, writer, None if same else _for_reading(ours), event_type.type_name())
+        if same:
+            return _Reader(event_type, writer, None, event_type.type_name(), _decoder(event_type))
+        return _Reader(event_type, writer, _for_reading(ours), event_type.type_name())
 
     @staticmethod
     def _ask(call: Callable[[], _T], schema_id: int) -> _T:
@@ -237,6 +250,32 @@ class EventCodec:
             raise TransientError(f"schema registry: {exc}") from exc
         except Exception as exc:  # connection errors from the HTTP client
             raise TransientError(f"schema registry unreachable: {exc!r}") from exc
+
+
+def _encoder(event_type: type[Event], parsed: Any, header: bytes) -> Encoder:
+    try:
+        return compile_encoder(avro_schema(event_type), header)
+    except Unsupported as exc:
+        log.warning("%s is written by fastavro: %s", event_type.__name__, exc)
+
+    def encode(record: dict[str, Any]) -> bytes:
+        buf = io.BytesIO()
+        buf.write(header)
+        fastavro.schemaless_writer(buf, parsed, record)
+        return buf.getvalue()
+
+    return encode
+
+
+@functools.cache
+def _decoder(event_type: type[Event]) -> Decoder | None:
+    """The decoder of our own schema of this event type, made once per process; its uuid fields
+    read as text, as `_for_reading` has them. None: fastavro reads it."""
+    try:
+        return compile_decoder(avro_schema(event_type), skip=_HEADER.size, uuid_as_text=True)
+    except Unsupported as exc:
+        log.warning("%s is read by fastavro: %s", event_type.__name__, exc)
+        return None
 
 
 def _for_reading(schema: Any) -> Any:

@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from shared.messaging import metrics
-from shared.messaging.driver import cursor, statements
+from shared.messaging.driver import cursor, pipelined, statements
 from shared.messaging.kafka_clients import produce, producer_config
 from shared.messaging.parked import BEHIND, PENDING, TRY_RELAY_LOCK
 from shared.messaging.retry import Backoff
@@ -94,12 +94,17 @@ def _reason(err: KafkaError) -> str:
 
 # Plain SQL, written once: the relay's statements run per batch, and a Core statement pays for its
 # cache key (and an IN list for its expansion) every time.
-# The next pending rows, each with the first parked row of its key before it, if any (the parked-rows
-# index answers). Another relay instance holding rows skips them instead of waiting.
-_NEXT = (
-    f"SELECT o.id, o.topic, o.message_key, o.payload, o.headers, (SELECT min(e.id) FROM {outbox.name} e "
-    "WHERE e.message_key = o.message_key AND e.parked_at IS NOT NULL AND e.id < o.id) AS behind "
-    f"FROM {outbox.name} o WHERE {PENDING} ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
+# The relay's lock and, only once it is ours, the next pending rows, each with the first parked row of
+# its key before it, if any (the parked-rows index answers): one statement. No row: another instance
+# has the lock; one row of nulls: the lock and nothing to send. Rows another relay instance holds are
+# skipped instead of waited for.
+_LOCK_AND_NEXT = (
+    "SELECT o.id, o.topic, o.message_key, o.payload, o.headers, o.behind "
+    f"FROM ({TRY_RELAY_LOCK}) AS held LEFT JOIN LATERAL ("
+    "SELECT o.id, o.topic, o.message_key, o.payload, o.headers, (SELECT min(e.id) FROM "
+    f"{outbox.name} e WHERE e.message_key = o.message_key AND e.parked_at IS NOT NULL AND e.id < o.id) "
+    f"AS behind FROM {outbox.name} o WHERE {PENDING} ORDER BY o.id LIMIT %s FOR UPDATE OF o SKIP LOCKED"
+    ") AS o ON true"
 )
 _MARK_PUBLISHED = f"UPDATE {outbox.name} SET published_at = now() WHERE id = ANY(%s::bigint[])"
 _COUNT_PENDING = f"SELECT count(*) FROM {outbox.name} WHERE {PENDING}"
@@ -183,18 +188,23 @@ class OutboxRelay:
         """Publish one batch; returns how many rows it settled, published or parked (0: nothing to do
         or not our turn)."""
         with self._engine.begin() as conn, statements(conn):
-            sql = cursor(conn)  # the batch's statements on the driver itself (driver.py says why)
-            self.lock_held = sql.execute(TRY_RELAY_LOCK).fetchone() is not None
-            if not self.lock_held:
-                return 0
-            rows = sql.execute(_NEXT, (self._settings.batch_size,)).fetchall()
+            # The batch's statements on the driver itself (driver.py says why); BEGIN travels with
+            # the first, and the marks of a batch all acknowledged with the COMMIT.
+            with pipelined(conn):
+                rows = cursor(conn).execute(_LOCK_AND_NEXT, (self._settings.batch_size,)).fetchall()
+            self.lock_held = bool(rows)
+            rows = [r for r in rows if r.id is not None]
             if not rows:
                 return 0
             # Rows of a key parked before them are not sent: they join it.
             deliveries = self._publish([r for r in rows if r.behind is None])
             if self.after_publish:
                 self.after_publish(deliveries.acknowledged)
-            self._settle(conn, rows, deliveries)
+            if len(deliveries.acknowledged) == len(rows):
+                with pipelined(conn, commit=True):
+                    self._mark_published(conn, deliveries.acknowledged)
+            else:
+                self._settle(conn, rows, deliveries)
         metrics.OUTBOX_PUBLISHED.labels(self._schema).inc(len(deliveries.acknowledged))
         return len(rows)
 
@@ -208,9 +218,7 @@ class OutboxRelay:
             elif r.id in deliveries.refused:
                 heads.setdefault(r.message_key, r.id)
         if deliveries.acknowledged:
-            # Ids are our own integers: an array literal, not a list adapted element by element.
-            ids = "{" + ",".join(map(str, deliveries.acknowledged)) + "}"
-            cursor(conn).execute(_MARK_PUBLISHED, (ids,))
+            self._mark_published(conn, deliveries.acknowledged)
         if deliveries.refused:
             refused = list(deliveries.refused.items())
             conn.exec_driver_sql(_PARK_REFUSED, ([i for i, _ in refused], [r for _, r in refused]))
@@ -234,6 +242,11 @@ class OutboxRelay:
                 log.warning(
                     "%d outbox rows parked behind rows %s of their keys", behind, sorted(heads.values())
                 )
+
+    @staticmethod
+    def _mark_published(conn: Connection, ids: list[int]) -> None:
+        # Ids are our own integers: an array literal, not a list adapted element by element.
+        cursor(conn).execute(_MARK_PUBLISHED, ("{" + ",".join(map(str, ids)) + "}",))
 
     def _publish(self, rows: Sequence[Any]) -> _Deliveries:
         deliveries = _Deliveries()

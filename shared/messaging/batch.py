@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 
 from shared.contracts import Envelope, Event
 from shared.messaging import metrics
-from shared.messaging.driver import DATABASE_ERRORS, pipelined, statements
+from shared.messaging.driver import DATABASE_ERRORS, pipelined, transaction
 from shared.messaging.errors import PoisonMessage, TransientError
 from shared.messaging.inbound import Inbound
 from shared.messaging.inbox import claim
@@ -84,12 +84,15 @@ class BatchTransaction:
     def run(self, todo: list[Inbound]) -> None:
         """Handle these decoded messages and commit; each is then `committed`."""
         try:
-            with self._engine.begin() as conn, statements(conn):
-                with pipelined(conn):  # BEGIN goes with the claim
+            with transaction(self._engine) as conn:
+                # BEGIN goes with the claim; the client waits for the claim, for each table's reads,
+                # and once at the end of each pipeline. The handlers run between the two, where a
+                # statement of their own (SQLAlchemy's too) is a statement like any other.
+                with pipelined(conn, begin=True):
                     fresh = self._claim(conn, todo)
-                uow = self._uow_factory(conn)
-                # Reads for the whole batch before any handler runs, writes after the last one.
-                _whole_batch(todo, uow.prefetch, self._needs, [(i.event, i.envelope) for i in fresh])
+                    uow = self._uow_factory(conn)
+                    # Reads for the whole batch before any handler runs, writes after the last one.
+                    _whole_batch(todo, uow.prefetch, self._needs, [(i.event, i.envelope) for i in fresh])
                 outgoing: list[OutgoingMessage] = []
                 for item in fresh:
                     outgoing.extend(self._handle(item, uow))

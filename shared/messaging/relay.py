@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from shared.messaging import metrics
-from shared.messaging.driver import cursor, pipelined, statements
+from shared.messaging.driver import commit_in_pipeline, cursor, pipelined, transaction
 from shared.messaging.kafka_clients import produce, producer_config
 from shared.messaging.parked import BEHIND, PENDING, TRY_RELAY_LOCK
 from shared.messaging.retry import Backoff
@@ -187,23 +187,26 @@ class OutboxRelay:
     def relay_once(self) -> int:
         """Publish one batch; returns how many rows it settled, published or parked (0: nothing to do
         or not our turn)."""
-        with self._engine.begin() as conn, statements(conn):
-            # The batch's statements on the driver itself (driver.py says why); BEGIN travels with
-            # the first, and the marks of a batch all acknowledged with the COMMIT.
-            with pipelined(conn):
+        with transaction(self._engine) as conn:
+            # The batch's statements on the driver itself (driver.py says why), in one pipeline: BEGIN
+            # travels with the first, and the marks of a batch all acknowledged with the COMMIT (two
+            # round trips); what else a batch needs (parking) follows the pipeline.
+            with pipelined(conn, begin=True):
                 rows = cursor(conn).execute(_LOCK_AND_NEXT, (self._settings.batch_size,)).fetchall()
-            self.lock_held = bool(rows)
-            rows = [r for r in rows if r.id is not None]
-            if not rows:
-                return 0
-            # Rows of a key parked before them are not sent: they join it.
-            deliveries = self._publish([r for r in rows if r.behind is None])
-            if self.after_publish:
-                self.after_publish(deliveries.acknowledged)
-            if len(deliveries.acknowledged) == len(rows):
-                with pipelined(conn, commit=True):
+                self.lock_held = bool(rows)
+                rows = [r for r in rows if r.id is not None]
+                if not rows:
+                    commit_in_pipeline(conn)
+                    return 0
+                # Rows of a key parked before them are not sent: they join it.
+                deliveries = self._publish([r for r in rows if r.behind is None])
+                if self.after_publish:
+                    self.after_publish(deliveries.acknowledged)
+                settled = len(deliveries.acknowledged) == len(rows)
+                if settled:
                     self._mark_published(conn, deliveries.acknowledged)
-            else:
+                    commit_in_pipeline(conn)
+            if not settled:
                 self._settle(conn, rows, deliveries)
         metrics.OUTBOX_PUBLISHED.labels(self._schema).inc(len(deliveries.acknowledged))
         return len(rows)

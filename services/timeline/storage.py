@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import Column, Connection, DateTime, Index, MetaData, Table, Text, Uuid, func, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
+from shared.contracts import OrderCancelled, OrderCompleted
 from shared.messaging.driver import cursor, json_rows
 from shared.messaging.repository import Appender, BatchStatements
 from shared.messaging.unit_of_work import UnitOfWork
@@ -50,7 +51,8 @@ sagas = Table(
     Index("sagas_open", "first_at", postgresql_where=text("ended_at IS NULL")),
 )
 
-ENDINGS = frozenset({"OrderCompleted", "OrderCancelled"})
+# The facts that end a saga, by the type name its events carry (the envelope's event_type).
+ENDINGS = frozenset(t.type_name() for t in (OrderCompleted, OrderCancelled))
 
 # One statement per batch. Each SET sees the row as it was: an event older than the last one known
 # (facts come from many topics, in any order) moves first_at, never last_event.

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -32,6 +32,15 @@ FAILURES = {
     "shipping": ("C-LOAD", "SKU-LOAD:1", "US"),
 }
 SUCCESS = ("C-LOAD", "SKU-LOAD:1", "DE")
+# What each shape is designed to end as, in outcome_kinds' words.
+DESIGNED = {
+    SUCCESS: "completed",
+    FAILURES["payment"]: "cancelled: PaymentFailed",
+    FAILURES["stock"]: "cancelled: StockReservationFailed",
+    FAILURES["shipping"]: "cancelled: ShipmentFailed",
+}
+# What an ending other than the designed one most likely means.
+OFF_DESIGN_HINT = "is the stack seeded (make seed)?"
 # The standard fail mix: a tenth of the orders designed to fail at each step.
 DEFAULT_FAIL_MIX = "payment=0.1,stock=0.1,shipping=0.1"
 
@@ -137,12 +146,35 @@ def latencies_ms(outcomes: dict[UUID, dict[str, Any]]) -> list[float]:
 
 
 def outcome_kinds(outcomes: dict[UUID, dict[str, Any]]) -> Counter[str]:
+    return Counter(_kinds(outcomes.values()))
+
+
+def _kinds(outcomes: Iterable[dict[str, Any]]) -> Iterator[str]:
+    for o in outcomes:
+        yield (
+            "completed"
+            if o["event_type"] == "OrderCompleted"
+            else f"cancelled: {o['payload']['reason'].split(':')[0]}"
+        )
+
+
+def off_design(
+    shapes: Sequence[tuple[str, str, str]], ids: Sequence[UUID], outcomes: dict[UUID, dict[str, Any]]
+) -> Counter[tuple[str, str]]:
+    """The ended orders whose ending is not the one their shape was designed for, counted by
+    (designed, got): on an unseeded stack every order fails at payment, and the figures would time
+    a two-step saga instead of the whole one."""
+    kinds = {order_id: kind for order_id, kind in zip(outcomes, _kinds(outcomes.values()), strict=True)}
     return Counter(
-        "completed"
-        if o["event_type"] == "OrderCompleted"
-        else f"cancelled: {o['payload']['reason'].split(':')[0]}"
-        for o in outcomes.values()
+        (DESIGNED[shape], kinds[order_id])
+        for shape, order_id in zip(shapes, ids, strict=True)
+        if order_id in kinds and kinds[order_id] != DESIGNED[shape]
     )
+
+
+def describe_off_design(wrong: Counter[tuple[str, str]]) -> str:
+    shown = ", ".join(f"{n} designed {want!r} ended {got!r}" for (want, got), n in wrong.most_common(3))
+    return f"{sum(wrong.values())} orders ended otherwise than designed ({shown}): {OFF_DESIGN_HINT}"
 
 
 def run(
@@ -203,5 +235,8 @@ def run(
             figures.add_row(f"latency p{p}", f"{percentile(latencies, p):.0f} ms")
         figures.add_row("latency max", f"{max(latencies):.0f} ms")
     console.print(figures)
+    wrong = off_design(shapes, published.ids, outcomes)
+    if wrong:
+        console.print(f"[yellow]{describe_off_design(wrong)}[/]")
     if len(outcomes) < orders:
         raise typer.Exit(1)

@@ -50,6 +50,7 @@ class Step:
     p95: float
     p99: float
     p99_exact: bool = True
+    off_design: str | None = None  # ended otherwise than designed: the figures time another saga
 
     @property
     def generator_limited(self) -> bool:
@@ -85,6 +86,8 @@ class Step:
                     else ""
                 )
             )
+        if self.off_design is not None:
+            problems.append(self.off_design)
         if not self.p99 < P99_LIMIT_MS:
             problems.append(f"p99 {'' if self.p99_exact else 'at least '}{self.p99:.0f} ms, not under 1 s")
         return "; ".join(problems) or None
@@ -287,7 +290,9 @@ def wait_drained(lag: Lag, deadline: float) -> tuple[bool, int]:
 def run_step(publisher, read, lag: Lag, rate: float, seconds: float, drain_timeout: float, seed: int) -> Step:
     from services.shopctl.load import (
         DEFAULT_FAIL_MIX,
+        describe_off_design,
         latencies_ms,
+        off_design,
         outcome_kinds,
         parse_mix,
         plan,
@@ -344,6 +349,7 @@ def run_step(publisher, read, lag: Lag, rate: float, seconds: float, drain_timeo
         p95,
         p99,
         p99_exact,
+        describe_off_design(wrong) if (wrong := off_design(shapes, published.ids, outcomes)) else None,
     )
 
 

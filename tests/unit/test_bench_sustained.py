@@ -75,3 +75,37 @@ def test_orders_without_an_end_are_a_lower_bound_in_the_percentiles():
     assert (p50, exact50) == (50.0, True)
     assert (p99, exact99) == (60_000, False)
     assert percentiles(ended, unended=0, unended_at_least=math.inf, ps=(99,)) == [(96.0, True)]
+
+
+def test_a_step_whose_orders_ended_otherwise_than_designed_does_not_hold():
+    wrong = "6000 orders ended otherwise than designed (...): is the stack seeded (make seed)?"
+    off = Step(**{**step(100).__dict__, "off_design": wrong})
+    why, last = verdict([off])
+    assert last == "sustained: 0 orders/s (p99 100 ms)"
+    assert why.endswith("is the stack seeded (make seed)?")
+
+
+def test_off_design_counts_each_ending_against_its_orders_shape():
+    from uuid import uuid4
+
+    from services.shopctl.load import DESIGNED, FAILURES, SUCCESS, describe_off_design, off_design
+
+    def ended(event_type, reason=None):
+        return {"event_type": event_type, "payload": {"reason": reason} if reason else {}}
+
+    shapes = [SUCCESS, SUCCESS, FAILURES["payment"], FAILURES["shipping"], SUCCESS]
+    ids = [uuid4() for _ in shapes]
+    outcomes = {
+        ids[0]: ended("OrderCompleted"),
+        ids[1]: ended("OrderCancelled", "PaymentFailed: insufficient funds"),  # designed to complete
+        ids[2]: ended("OrderCancelled", "PaymentFailed: insufficient funds"),
+        ids[3]: ended("OrderCancelled", "ShipmentFailed: country not served"),
+        # ids[4] has no end yet: not judged here (the step counts it as not ended)
+    }
+    wrong = off_design(shapes, ids, outcomes)
+    assert wrong == {("completed", "cancelled: PaymentFailed"): 1}
+    assert DESIGNED[FAILURES["stock"]] == "cancelled: StockReservationFailed"
+    assert describe_off_design(wrong) == (
+        "1 orders ended otherwise than designed (1 designed 'completed' ended 'cancelled: PaymentFailed'): "
+        "is the stack seeded (make seed)?"
+    )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID
@@ -146,16 +146,13 @@ def latencies_ms(outcomes: dict[UUID, dict[str, Any]]) -> list[float]:
 
 
 def outcome_kinds(outcomes: dict[UUID, dict[str, Any]]) -> Counter[str]:
-    return Counter(_kinds(outcomes.values()))
+    return Counter(map(outcome_kind, outcomes.values()))
 
 
-def _kinds(outcomes: Iterable[dict[str, Any]]) -> Iterator[str]:
-    for o in outcomes:
-        yield (
-            "completed"
-            if o["event_type"] == "OrderCompleted"
-            else f"cancelled: {o['payload']['reason'].split(':')[0]}"
-        )
+def outcome_kind(outcome: dict[str, Any]) -> str:
+    if outcome["event_type"] == "OrderCompleted":
+        return "completed"
+    return f"cancelled: {outcome['payload']['reason'].split(':')[0]}"
 
 
 def off_design(
@@ -164,12 +161,12 @@ def off_design(
     """The ended orders whose ending is not the one their shape was designed for, counted by
     (designed, got): on an unseeded stack every order fails at payment, and the figures would time
     a two-step saga instead of the whole one."""
-    kinds = {order_id: kind for order_id, kind in zip(outcomes, _kinds(outcomes.values()), strict=True)}
-    return Counter(
-        (DESIGNED[shape], kinds[order_id])
-        for shape, order_id in zip(shapes, ids, strict=True)
-        if order_id in kinds and kinds[order_id] != DESIGNED[shape]
+    ended = (
+        (DESIGNED[shape], outcome_kind(outcomes[i]))
+        for shape, i in zip(shapes, ids, strict=True)
+        if i in outcomes
     )
+    return Counter((want, got) for want, got in ended if want != got)
 
 
 def describe_off_design(wrong: Counter[tuple[str, str]]) -> str:

@@ -145,6 +145,12 @@ def latencies_ms(outcomes: dict[UUID, dict[str, Any]]) -> list[float]:
     return [(o["ended_at"] - o["placed_at"]).total_seconds() * 1000 for o in outcomes.values()]
 
 
+def read_model_behind_ms(outcomes: dict[UUID, dict[str, Any]]) -> list[float]:
+    """How long after each order's end the timeline recorded it: the read model's freshness, which
+    the latencies above do not include (they are the events' own times)."""
+    return [(o["recorded_at"] - o["ended_at"]).total_seconds() * 1000 for o in outcomes.values()]
+
+
 def outcome_kinds(outcomes: dict[UUID, dict[str, Any]]) -> Counter[str]:
     return Counter(map(outcome_kind, outcomes.values()))
 
@@ -231,6 +237,11 @@ def run(
         for p in (50, 95, 99):
             figures.add_row(f"latency p{p}", f"{percentile(latencies, p):.0f} ms")
         figures.add_row("latency max", f"{max(latencies):.0f} ms")
+        behind = read_model_behind_ms(outcomes)
+        figures.add_row(
+            "read model behind",
+            f"p50 {percentile(behind, 50):.0f} ms, p99 {percentile(behind, 99):.0f} ms",
+        )
     console.print(figures)
     wrong = off_design(shapes, published.ids, outcomes)
     if wrong:

@@ -45,9 +45,10 @@ class ReadModel:
         return rows[0]["order_id"] if rows else None
 
     def outcomes(self, order_ids: Sequence[UUID]) -> dict[UUID, dict[str, Any]]:
-        """Terminal events (with the OrderPlaced time) of those orders that have ended."""
+        """Terminal events (with the OrderPlaced time, and when the timeline recorded the end) of those
+        orders that have ended."""
         rows = self._query(
-            "SELECT t.order_id, t.event_type, t.occurred_at AS ended_at, t.payload, "
+            "SELECT t.order_id, t.event_type, t.occurred_at AS ended_at, t.recorded_at, t.payload, "
             "p.occurred_at AS placed_at "
             "FROM events t JOIN events p ON p.order_id = t.order_id AND p.event_type = 'OrderPlaced' "
             "WHERE t.order_id = ANY(%s) AND t.event_type = ANY(%s)",

@@ -23,7 +23,7 @@ from shared.messaging.batch import Handler
 from shared.messaging.codec import EventCodec, registry_as
 from shared.messaging.consumer import ConsumerSettings, EventConsumer, Hooks
 from shared.messaging.health import serve_health
-from shared.messaging.kafka_clients import Refusals, consumer_config, producer_config
+from shared.messaging.kafka_clients import PROMPT, Fetching, Refusals, consumer_config, producer_config
 from shared.messaging.logs import configure_logging
 from shared.messaging.outages import service_engine
 from shared.messaging.publishing import MessageFactory, owners_topic
@@ -57,6 +57,8 @@ class ServiceDefinition:
     # Who its Kafka clients are to the broker (shared.access); its name unless set.
     kafka_principal: str = ""
     consumer: ConsumerSettings | None = None
+    # How promptly its consumer's fetches are answered: PROMPT on a saga's path, UNHURRIED off it.
+    fetching: Fetching = PROMPT
     relay: RelaySettings = field(default_factory=RelaySettings)
     hooks: Hooks = field(default_factory=Hooks)
     # What it does when time passes (timers.py): deadlines.
@@ -97,7 +99,7 @@ class Service:
         }
         self.consumer = EventConsumer(
             settings=consumer_settings,
-            consumer=Consumer(consumer_config(kafka, consumer_settings.group)),
+            consumer=Consumer(consumer_config(kafka, consumer_settings.group, definition.fetching)),
             dead_letter_producer=Producer(producer_config(kafka)),
             engine=self.engine,
             codec=self.codec,
@@ -219,6 +221,7 @@ def serve(
     uow_factory: Callable[[Connection], UnitOfWork],
     needs: Needs | None = None,
     timers: Sequence[Timer] = (),
+    fetching: Fetching = PROMPT,
 ) -> None:
     """A service's whole entrypoint: settings, logs, migrations, then the runtime until SIGTERM."""
     settings = get_settings()
@@ -233,6 +236,7 @@ def serve(
         uow_factory=uow_factory,
         needs=needs or {},
         timers=timers,
+        fetching=fetching,
         schema=url.username or name,
         health_port=settings.health_port or HEALTH_PORTS[name],
         health_host=settings.health_host,

@@ -326,7 +326,15 @@ def test_load_publishes_at_a_rate_and_reports_every_outcome(services):
         m[0].strip(): int(m[1]) for m in re.findall(r"│ (completed|cancelled: \w+)\s*│ (\d+)", result.stdout)
     }
     assert sum(counts.values()) == 30 and counts["completed"] > 0
-    for figure in ("published", "ended", "latency p50", "latency p95", "latency p99", "latency max"):
+    for figure in (
+        "published",
+        "ended",
+        "latency p50",
+        "latency p95",
+        "latency p99",
+        "latency max",
+        "read model behind",
+    ):
         assert figure in result.stdout
 
 

@@ -7,6 +7,7 @@ metrics and health — is built here, once, at start-up.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -209,9 +210,19 @@ def run_service(definition: ServiceDefinition, settings: Settings) -> None:
         settings.otel_traces_sampler_arg,
     )
     try:
-        Service(definition, settings).run()
+        service = Service(definition, settings)
+        freeze_start_up_heap()
+        service.run()
     finally:
         provider.shutdown()
+
+
+def freeze_start_up_heap() -> None:
+    """Take what start-up built (modules, schemas, codecs, clients: alive as long as the process) out
+    of the garbage collector's reach. A full collection walks every object it tracks: with the start-up
+    heap in, the collector took about a fifth of the runtime's CPU per event (`make bench-core`)."""
+    gc.collect()
+    gc.freeze()
 
 
 def serve(

@@ -83,9 +83,10 @@ flow: venv ## Write docs/flow/ (AsyncAPI, Mermaid) and README's diagram from the
 BENCH_RATES ?= 50 100 200 400 800 1600 3200
 BENCH_SECONDS ?= 60
 BENCH_DRAIN_TIMEOUT ?= 120
+BENCH_WARMUP ?= 15
 bench: venv ## End-to-end: step the offered rate up to the highest sustained (services at OTEL_TRACES_SAMPLER_ARG=0.1)
 	OTEL_TRACES_SAMPLER_ARG=0.1 BENCH_RATES="$(BENCH_RATES)" BENCH_SECONDS=$(BENCH_SECONDS) \
-	  BENCH_DRAIN_TIMEOUT=$(BENCH_DRAIN_TIMEOUT) $(PY) -m tests.bench.sustained
+	  BENCH_DRAIN_TIMEOUT=$(BENCH_DRAIN_TIMEOUT) BENCH_WARMUP=$(BENCH_WARMUP) $(PY) -m tests.bench.sustained
 
 bench-core: venv ## Benchmark the messaging runtime against a bare consume-decode-insert loop
 	$(PY) -m tests.bench.core

@@ -4,7 +4,9 @@ Steps the offered rate up (BENCH_RATES, default 50 100 200 400 800 1600 3200 ord
 BENCH_SECONDS (default 60) of offered load with `shopctl load`'s standard fail mix, through
 `shopctl load`'s own machinery (services/shopctl/load.py). Per step it prints the rate offered (as
 this one process achieved it), the ended orders/s and p50/p95/p99 from OrderPlaced to the order's
-end, both as the timeline recorded them. Between steps it waits until the system has drained: every
+end, both as the timeline recorded them. First it names the largest tables (they grow with every
+run, and runs on tables of different sizes differ), then warms up for BENCH_WARMUP seconds (default
+15) at the first step's rate, not counted. Between steps it waits until the system has drained: every
 order of the step ended and no consumer group behind on the event topics (or BENCH_DRAIN_TIMEOUT,
 default 120 s, after the last order). It stops at the first step that does not qualify, and ends
 with one line, `sustained: N orders/s (p99 X ms)`: N the highest step whose ended rate is at least
@@ -287,6 +289,42 @@ def wait_drained(lag: Lag, deadline: float) -> tuple[bool, int]:
 # -- one step -----------------------------------------------------------------------------------------------
 
 
+def warm_up(publisher, read, lag: Lag, rate: float, seconds: float, drain_timeout: float) -> None:
+    """Orders at the first step's rate, not counted: a broker just started still compiles its hot
+    paths (a fresh stack sustained half the rate of a warm one), and the services' caches fill."""
+    from services.shopctl.load import DEFAULT_FAIL_MIX, parse_mix, plan, publish_at_rate, wait_for_outcomes
+
+    orders = max(1, round(rate * seconds))
+    published = publish_at_rate(publisher, plan(orders, parse_mix(DEFAULT_FAIL_MIX), seed=0), rate)
+    deadline = time.monotonic() + drain_timeout
+    outcomes = wait_for_outcomes(read, published.ids, drain_timeout, every=1.0)
+    drained, behind = wait_drained(lag, deadline)
+    state = "drained" if drained and len(outcomes) == orders else f"{behind} messages still behind"
+    print(f"warm-up: {orders} orders at {rate:g}/s, not counted; {len(outcomes)} ended, {state}", flush=True)
+
+
+# The tables that grow with every run, and so make runs of different days differ: the database's
+# estimates (pg_class, readable by any role), not counts.
+_TABLE_SIZES = """
+SELECT n.nspname || '.' || c.relname AS name, c.reltuples::bigint AS estimate
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND n.nspname = ANY(%s) AND c.reltuples > 0
+ORDER BY c.reltuples DESC LIMIT %s
+"""
+
+
+def table_sizes(dsn: str, schemas: Sequence[str], largest: int = 6) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(_TABLE_SIZES, (list(schemas), largest)).fetchall()
+    return ", ".join(f"{name} {_rows(n)}" for name, n in rows) or "all empty"
+
+
+def _rows(n: int) -> str:
+    return f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.0f}k" if n >= 1e3 else str(n)
+
+
 def run_step(publisher, read, lag: Lag, rate: float, seconds: float, drain_timeout: float, seed: int) -> Step:
     from services.shopctl.load import (
         DEFAULT_FAIL_MIX,
@@ -376,9 +414,11 @@ def main() -> int:
     rates = [float(r) for r in os.environ.get("BENCH_RATES", "50 100 200 400 800 1600 3200").split()]
     seconds = float(os.environ.get("BENCH_SECONDS", "60"))
     drain_timeout = float(os.environ.get("BENCH_DRAIN_TIMEOUT", "120"))
-    if not rates or any(r <= 0 for r in rates) or seconds <= 0 or drain_timeout <= 0:
+    warm_up_seconds = float(os.environ.get("BENCH_WARMUP", "15"))
+    if not rates or any(r <= 0 for r in rates) or seconds <= 0 or drain_timeout <= 0 or warm_up_seconds < 0:
         print(
-            "bench refused: BENCH_RATES, BENCH_SECONDS and BENCH_DRAIN_TIMEOUT must be positive",
+            "bench refused: BENCH_RATES, BENCH_SECONDS and BENCH_DRAIN_TIMEOUT must be positive, "
+            "BENCH_WARMUP not negative",
             file=sys.stderr,
         )
         return 2
@@ -388,7 +428,7 @@ def main() -> int:
     from services.shopctl.readmodel import ReadModel
     from shared.contracts import OrderPlaced
     from shared.messaging.publisher import PublishError
-    from shared.settings import get_settings
+    from shared.settings import PROCESSES, get_settings
 
     settings = get_settings()
     try:
@@ -412,8 +452,11 @@ def main() -> int:
     if behind:
         drained, behind = wait_drained(lag, time.monotonic() + drain_timeout)
         print(f"before the first step: {'drained' if drained else f'still {behind} messages behind'}")
+    print(f"largest tables (estimates): {table_sizes(settings.reader_dsn(), PROCESSES)}", flush=True)
     steps: list[Step] = []
     try:
+        if warm_up_seconds > 0:
+            warm_up(publisher, read, lag, rates[0], warm_up_seconds, drain_timeout)
         for rate in rates:
             steps.append(run_step(publisher, read, lag, rate, seconds, drain_timeout, seed=int(rate)))
             if steps[-1].failure() is not None:

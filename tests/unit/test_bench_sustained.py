@@ -109,3 +109,9 @@ def test_off_design_counts_each_ending_against_its_orders_shape():
         "1 orders ended otherwise than designed (1 designed 'completed' ended 'cancelled: PaymentFailed'): "
         "is the stack seeded (make seed)?"
     )
+
+
+def test_table_sizes_read_as_rows_thousands_or_millions():
+    from tests.bench.sustained import _rows
+
+    assert [_rows(n) for n in (0, 999, 1_000, 839_412, 1_500_000)] == ["0", "999", "1k", "839k", "1.5M"]

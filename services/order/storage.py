@@ -45,8 +45,8 @@ orders = Table(
     Column("correlation_id", Uuid),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Index("orders_status", "status"),
-    # The open orders by age, for their deadlines (created_at + ORDER_SAGA_TIMEOUT_SECONDS).
+    # The open orders by age, for their deadlines (created_at + ORDER_SAGA_TIMEOUT_SECONDS) and the
+    # count of open sagas: every query by status is for the open ones.
     Index("orders_open_since", "created_at", postgresql_where=text("status = 'open'")),
 )
 

@@ -292,15 +292,24 @@ def wait_drained(lag: Lag, deadline: float) -> tuple[bool, int]:
 def warm_up(publisher, read, lag: Lag, rate: float, seconds: float, drain_timeout: float) -> None:
     """Orders at the first step's rate, not counted: a broker just started still compiles its hot
     paths (a fresh stack sustained half the rate of a warm one), and the services' caches fill."""
-    from services.shopctl.load import DEFAULT_FAIL_MIX, parse_mix, plan, publish_at_rate, wait_for_outcomes
+    from services.shopctl.load import DEFAULT_FAIL_MIX, parse_mix, plan, publish_at_rate
 
     orders = max(1, round(rate * seconds))
     published = publish_at_rate(publisher, plan(orders, parse_mix(DEFAULT_FAIL_MIX), seed=0), rate)
-    deadline = time.monotonic() + drain_timeout
-    outcomes = wait_for_outcomes(read, published.ids, drain_timeout, every=1.0)
-    drained, behind = wait_drained(lag, deadline)
-    state = "drained" if drained and len(outcomes) == orders else f"{behind} messages still behind"
-    print(f"warm-up: {orders} orders at {rate:g}/s, not counted; {len(outcomes)} ended, {state}", flush=True)
+    outcomes, drained, behind = wait_for_the_end(read, lag, published.ids, time.monotonic() + drain_timeout)
+    state = "drained" if drained else f"{len(outcomes)} ended, {behind} messages still behind"
+    print(f"warm-up: {orders} orders at {rate:g}/s, not counted; {state}", flush=True)
+
+
+def wait_for_the_end(read, lag: Lag, ids: Sequence, deadline: float) -> tuple[dict, bool, int]:
+    """Every order's outcome, then no group behind, until the deadline: (outcomes, drained, messages
+    behind). Polled once every order is out: the read model's queries must not load the system
+    meanwhile."""
+    from services.shopctl.load import wait_for_outcomes
+
+    outcomes = wait_for_outcomes(read, ids, max(0.0, deadline - time.monotonic()), every=1.0)
+    drained, behind = wait_drained(lag, deadline) if len(outcomes) == len(ids) else (False, lag.total())
+    return outcomes, drained, behind
 
 
 # The tables that grow with every run, and so make runs of different days differ: the database's
@@ -335,7 +344,6 @@ def run_step(publisher, read, lag: Lag, rate: float, seconds: float, drain_timeo
         parse_mix,
         plan,
         publish_at_rate,
-        wait_for_outcomes,
     )
 
     orders = max(1, round(rate * seconds))
@@ -351,10 +359,7 @@ def run_step(publisher, read, lag: Lag, rate: float, seconds: float, drain_timeo
         f"{published.cpu / orders * 1e6:.0f} µs CPU per order, {cpu:.0%} of a core)",
         flush=True,
     )
-    deadline = sent_at + drain_timeout
-    # Polled only once every order is out: the read model's queries must not load the system meanwhile.
-    outcomes = wait_for_outcomes(read, published.ids, max(0.0, deadline - time.monotonic()), every=1.0)
-    drained, behind = wait_drained(lag, deadline) if len(outcomes) == orders else (False, lag.total())
+    outcomes, drained, behind = wait_for_the_end(read, lag, published.ids, sent_at + drain_timeout)
     waited = time.monotonic() - sent_at
 
     latencies = latencies_ms(outcomes)

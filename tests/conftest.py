@@ -6,8 +6,10 @@ infrastructure of docker-compose.yml through testcontainers and points the setti
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from urllib.parse import urlsplit
@@ -20,7 +22,8 @@ _compose_stack = None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _compose_stack
+    global _compose_stack, _stderr_fd
+    _stderr_fd = os.dup(2)
     if os.environ.get("SHOP_TESTCONTAINERS") == "1":
         from tests.compose_stack import start
 
@@ -31,6 +34,33 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """The chaos run kills PostgreSQL and Kafka under everything: after every other test, so that
     none meets a connection it broke."""
     items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
+
+
+_stderr_fd = -1  # the real stderr, for the backstop (pytest captures fd 2 while a test runs)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """A backstop behind pytest-timeout, whose signal fails a test only when Python code runs again,
+    and only once: a test stuck in C code, or in a teardown after its timeout fired, would hold the
+    run until CI's own limit with nothing said. Past twice the timeout, every thread's stack is
+    printed and the run ends. (Not faulthandler's timer: pytest cancels it when a test fails.)"""
+    marker = item.get_closest_marker("timeout")
+    timeout = float(marker.args[0] if marker and marker.args else item.config.getini("timeout") or 0)
+    watchdog = threading.Timer(2 * timeout, _give_up, args=(item.nodeid, 2 * timeout))
+    watchdog.daemon = True
+    if timeout > 0:
+        watchdog.start()
+    try:
+        yield
+    finally:
+        watchdog.cancel()
+
+
+def _give_up(test: str, after: float) -> None:
+    os.write(_stderr_fd, f"\n{test} still running after {after:.0f}s; every thread's stack:\n".encode())
+    faulthandler.dump_traceback(file=_stderr_fd, all_threads=True)
+    os._exit(3)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

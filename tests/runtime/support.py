@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from psycopg import sql
 from sqlalchemy import Engine, create_engine, func, select
@@ -189,19 +189,15 @@ def drain(
 
 
 def read_all(kafka_config, topic: str, expected: int, timeout: float = 30) -> list[Message]:
-    """Every message of a topic, from the beginning, once at least `expected` are there."""
-    consumer = Consumer(
-        {
-            **kafka_config,
-            "group.id": f"reader-{uuid4()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topic])
+    """Every message of a topic, from the beginning, once at least `expected` are there. Its partitions
+    are assigned, not subscribed to: a reader that joins no group has no group to leave, so closing it
+    waits on no coordinator (librdkafka's close can hang there, confluent-kafka-python#1667)."""
+    consumer = Consumer({**kafka_config, "group.id": "unused", "enable.auto.commit": False})
     out: list[Message] = []
     deadline = time.monotonic() + timeout
     try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         while len(out) < expected and time.monotonic() < deadline:
             for msg in consumer.consume(100, 0.5):
                 if msg.error() is None:

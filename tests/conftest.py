@@ -19,6 +19,7 @@ import pytest
 from shared.settings import Settings, get_settings
 
 _compose_stack = None
+_stderr_fd = -1  # the real stderr, for the backstop (pytest captures fd 2 while a test runs)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,9 +37,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("chaos") is not None)
 
 
-_stderr_fd = -1  # the real stderr, for the backstop (pytest captures fd 2 while a test runs)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
     """A backstop behind pytest-timeout, whose signal fails a test only when Python code runs again,
@@ -47,10 +45,12 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
     printed and the run ends. (Not faulthandler's timer: pytest cancels it when a test fails.)"""
     marker = item.get_closest_marker("timeout")
     timeout = float(marker.args[0] if marker and marker.args else item.config.getini("timeout") or 0)
+    if timeout <= 0:
+        yield
+        return
     watchdog = threading.Timer(2 * timeout, _give_up, args=(item.nodeid, 2 * timeout))
     watchdog.daemon = True
-    if timeout > 0:
-        watchdog.start()
+    watchdog.start()
     try:
         yield
     finally:
